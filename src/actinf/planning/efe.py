@@ -1,0 +1,162 @@
+"""Expected free energy as a sum of terms.
+
+Sign convention: ``efe`` is the expected free energy :math:`G`, **lower is
+better**. SPM records the negative, ``MDP.G`` = :math:`-G`.
+
+For predicted states :math:`q(s)=\\prod_f q(s_f)` at a future time and the
+joint predicted outcome over modalities :math:`q(o)=\\sum_s P(o\\mid s)q(s)`,
+:math:`P(o\\mid s)=\\prod_g A_g[o_g, s]` (Friston et al. 2017, Neural
+Computation 29, eq. 7; Da Costa et al. 2020, J. Math. Psych. 99, eq. 8):
+
+* **risk** :math:`=\\sum_o q(o)\\ln q(o) - \\sum_g q(o_g)\\cdot C_g`: the KL
+  divergence between predicted outcomes and the (log-softmax normalised)
+  preferences :math:`C_g` (pragmatic value is its negative, up to the entropy);
+* **ambiguity** :math:`=-\\sum_s q(s) \\sum_o P(o\\mid s)\\ln P(o\\mid s)`:
+  the expected entropy of outcomes given states. Epistemic value (the mutual
+  information between states and outcomes) is :math:`H[q(o)]` minus
+  ambiguity;
+* **novelty** :math:`=\\sum_g W_g \\cdot (q(o_g)\\otimes q(s))` with SPM's
+  :func:`~actinf.maths.novelty_weights` :math:`W` of the likelihood counts
+  (information gain about ``A``; it is subtracted: novelty is good);
+* **initial novelty** :math:`=\\sum_f W(d_f)\\cdot q(s_{f,0})`, information
+  gain about the initial-state counts ``d``, counted at every time step as SPM
+  does.
+
+As in ``spm_MDP_G.m``, logarithms of outcome probabilities use
+:func:`~actinf.maths.entropy_log` and states whose joint probability is below
+:math:`e^{-16}` are left out of the expectations.
+
+:math:`G_\\pi = \\sum_\\tau (\\text{risk} + \\text{ambiguity} - \\text{novelty})
+- \\text{initial novelty}` over the remaining times :math:`\\tau = t..S-1`.
+Each term is an object with the same call signature, so a planner is a tuple
+of terms; dropping a term from the tuple switches it off.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from ..maths import ENTROPY_EPS, contract, entropy_log, outer
+
+
+class OutcomeModel(NamedTuple):
+    """Precomputed arrays for expected free energy (built once per trial).
+
+    Attributes:
+      likelihood: per modality, ``A_g`` ``[No_g, Ns_1..Ns_F]`` (normalised).
+      joint: ``[prod No, prod Ns]``, the joint outcome distribution given states.
+      neg_entropy: ``[prod Ns]``, :math:`\\sum_o P(o\\mid s) \\ln P(o\\mid s)`.
+      log_preference: per modality, ``[No_g, T]`` normalised log preferences.
+      novelty_weights: per modality ``W(a_g)`` (masked where ``a_g = 0``) or None.
+      initial_novelty_weights: per factor ``W(d_f)`` or None.
+    """
+
+    likelihood: tuple
+    joint: jnp.ndarray
+    neg_entropy: jnp.ndarray
+    log_preference: tuple
+    novelty_weights: tuple | None
+    initial_novelty_weights: tuple | None
+
+
+def joint_likelihood(likelihood) -> jnp.ndarray:
+    """``P(o_1..o_G | s)`` as a ``[prod No, prod Ns]`` matrix (outer product over modalities)."""
+    cols = [a.reshape(a.shape[0], -1) for a in likelihood]
+    joint = cols[0]
+    for c in cols[1:]:
+        joint = (joint[:, None, :] * c[None, :, :]).reshape(-1, c.shape[1])
+    return joint
+
+
+def outcome_model(likelihood, log_preference, novelty_weights=None, initial_novelty_weights=None):
+    """Precompute the arrays the EFE terms need (see :class:`OutcomeModel`)."""
+    joint = joint_likelihood(likelihood)
+    neg_entropy = jnp.sum(joint * entropy_log(joint), axis=0)
+    return OutcomeModel(
+        tuple(likelihood), joint, neg_entropy, tuple(log_preference),
+        None if novelty_weights is None else tuple(novelty_weights),
+        None if initial_novelty_weights is None else tuple(initial_novelty_weights),
+    )
+
+
+def _predicted(om: OutcomeModel, states):
+    qs = outer(states).reshape(-1)
+    qs = jnp.where(qs > ENTROPY_EPS, qs, 0.0)
+    return qs, om.joint @ qs
+
+
+class Risk(NamedTuple):
+    """:math:`\\sum_o q(o)\\ln q(o) - \\sum_g q(o_g)\\cdot C_g[:, \\tau]` (joint over modalities)."""
+
+    def __call__(self, om: OutcomeModel, states, tau):
+        _, qo = _predicted(om, states)
+        value = qo @ entropy_log(qo)
+        for g, a in enumerate(om.likelihood):
+            value = value - contract(a, states) @ om.log_preference[g][:, tau]
+        return value
+
+
+class Ambiguity(NamedTuple):
+    """:math:`-\\sum_s q(s) \\sum_o P(o\\mid s)\\ln P(o\\mid s)`."""
+
+    def __call__(self, om: OutcomeModel, states, tau):
+        qs, _ = _predicted(om, states)
+        return -(qs @ om.neg_entropy)
+
+
+class Novelty(NamedTuple):
+    """Information gain about the likelihood counts, entering the EFE with a minus sign.
+
+    Novelty is :math:`-\\sum_g W_g\\cdot(q(o_g)\\otimes q(s)) \\ge 0`; this term
+    returns its contribution to the EFE, :math:`\\sum_g W_g\\cdot(q(o_g)\\otimes q(s))`.
+    Zero when the model has no likelihood counts.
+    """
+
+    def __call__(self, om: OutcomeModel, states, tau):
+        if om.novelty_weights is None:
+            return jnp.zeros(())
+        value = 0.0
+        for a, w in zip(om.likelihood, om.novelty_weights, strict=True):
+            qo = contract(a, states)
+            value = value + contract(w, [qo, *states])
+        return value
+
+
+#: SPM's expected free energy: risk + ambiguity - novelty.
+SPM_TERMS = (Risk(), Ambiguity(), Novelty())
+
+
+def initial_novelty(om: OutcomeModel, initial_beliefs):
+    """:math:`-\\sum_f W(d_f)\\cdot q(s_{f,0}\\mid\\pi) \\ge 0`, information gain about ``d``.
+
+    SPM subtracts it from the expected free energy once per time step.
+    """
+    if om.initial_novelty_weights is None:
+        return jnp.zeros(())
+    return -sum(w @ x for w, x in zip(om.initial_novelty_weights, initial_beliefs, strict=True))
+
+
+def expected_free_energy(om: OutcomeModel, beliefs, t: int, terms=SPM_TERMS):
+    """Expected free energy of one policy from time ``t`` to the horizon, split into terms.
+
+    Args:
+      om: the :class:`OutcomeModel`.
+      beliefs: per factor ``[S, Ns_f]``, the policy's beliefs over every time.
+      t: first time counted (static).
+      terms: the EFE terms to sum.
+
+    Returns:
+      ``(efe, parts)``: the total (lower is better) and a tuple with each term's
+      sum over times, the last entry being minus the initial-state novelty.
+    """
+    S = beliefs[0].shape[0]
+    parts = [jnp.zeros(()) for _ in terms]
+    for tau in range(t, S):
+        states = [b[tau] for b in beliefs]
+        for i, term in enumerate(terms):
+            parts[i] = parts[i] + term(om, states, tau)
+    init = -initial_novelty(om, [b[0] for b in beliefs])
+    parts.append(init)
+    return sum(parts), tuple(parts)

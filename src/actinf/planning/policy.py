@@ -1,0 +1,115 @@
+"""Policy posterior, policy precision and action probabilities.
+
+Sign convention: ``efe`` is the expected free energy (lower is better) and
+``free_energy`` is the variational free energy of each policy (lower is
+better); SPM's ``G`` and ``F`` are their negatives.
+
+Policy posterior and prior (Friston et al. 2017, Neural Computation 29, eqs.
+B.9 and 9):
+
+.. math::
+
+   \\pi = \\sigma(\\ln E - \\gamma G - F), \\qquad \\pi_0 = \\sigma(\\ln E - \\gamma G)
+
+Policy precision :math:`\\gamma = 1/\\beta_q` with a Gamma prior of rate
+``beta``: SPM iterates 16 times the gradient step on the rate
+
+.. math::
+
+   \\beta_q \\leftarrow \\beta_q - \\tfrac12\\big(\\beta_q - \\beta + (\\pi - \\pi_0)\\cdot(-G)\\big)
+
+(``spm_MDP_VB_X.m``; Friston et al. 2017, eq. B.9), or holds
+:math:`\\gamma = 1/\\beta` fixed (SPM's ``OPTIONS.gamma = 1``).
+
+Action probabilities marginalise the policy posterior over the policies that
+take each joint action now and sharpen it with action precision ``alpha``:
+:math:`P(u) = \\sigma(\\alpha \\ln \\sum_{\\pi: \\pi_t = u} \\pi)`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..maths import log_stable, masked_softmax, softmax
+
+
+class PolicyPosterior(NamedTuple):
+    """Result of :func:`policy_posterior`.
+
+    Attributes:
+      posterior: ``[Np]`` :math:`q(\\pi)` (zero for policies outside the window).
+      prior: ``[Np]`` :math:`p(\\pi)` before the evidence ``F``.
+      precision: the final :math:`\\gamma`.
+      rate: the final :math:`\\beta_q = 1/\\gamma` (carried to the next time step).
+    """
+
+    posterior: jax.Array
+    prior: jax.Array
+    precision: jax.Array
+    rate: jax.Array
+
+
+class GammaPrecision(NamedTuple):
+    """Policy precision with a Gamma prior of rate ``beta``, updated as in SPM (16 steps)."""
+
+    num_iter: int = 16
+
+    def __call__(self, log_habit, efe, free_energy, mask, rate, beta):
+        def body(carry, _):
+            rate, _, _ = carry
+            gamma = 1.0 / rate
+            q = masked_softmax(log_habit - gamma * efe - free_energy, mask)
+            p = masked_softmax(log_habit - gamma * efe, mask)
+            eg = (q - p) @ jnp.where(mask, -efe, 0.0)
+            rate = rate - (rate - beta + eg) / 2.0
+            return (rate, q, p), None
+
+        init = (rate, jnp.zeros_like(efe), jnp.zeros_like(efe))
+        (rate, q, p), _ = jax.lax.scan(body, init, None, length=self.num_iter)
+        return PolicyPosterior(q, p, 1.0 / rate, rate)
+
+
+class FixedPrecision(NamedTuple):
+    """Policy precision held at :math:`\\gamma = 1/\\beta` (SPM's ``OPTIONS.gamma = 1``)."""
+
+    def __call__(self, log_habit, efe, free_energy, mask, rate, beta):
+        gamma = 1.0 / beta
+        q = masked_softmax(log_habit - gamma * efe - free_energy, mask)
+        p = masked_softmax(log_habit - gamma * efe, mask)
+        return PolicyPosterior(q, p, jnp.asarray(gamma) * jnp.ones_like(rate), rate)
+
+
+def occam_window(previous_posterior, mask, zeta):
+    """Keep the policies whose log posterior is within ``zeta`` nats of the best (SPM's ``zeta`` = 3).
+
+    Policies already outside the window stay outside.
+    """
+    logp = jnp.where(mask, jnp.log(previous_posterior), -jnp.inf)
+    best = jnp.max(logp)
+    return mask & (logp - best > -zeta)
+
+
+def action_probabilities(posterior, actions, num_controls, alpha):
+    """Probability of each joint action now, ``[Nu_1, ..., Nu_F]``.
+
+    Args:
+      posterior: ``[Np]`` policy posterior.
+      actions: ``[Np, F]`` the action each policy takes now in each factor.
+      num_controls: ``(Nu_1, ..., Nu_F)``.
+      alpha: action precision.
+    """
+    flat = jnp.ravel_multi_index(tuple(actions.T), num_controls, mode="clip")
+    size = 1
+    for n in num_controls:
+        size *= n
+    marginal = jnp.zeros((size,), posterior.dtype).at[flat].add(posterior)
+    logm = jnp.where(marginal > 0, jnp.log(jnp.where(marginal > 0, marginal, 1.0)), -jnp.inf)
+    return softmax(alpha * logm).reshape(num_controls)
+
+
+def policy_entropy_term(posterior, prior):
+    """:math:`\\sum_\\pi q(\\pi)(\\ln q(\\pi) - \\ln p(\\pi))`, the policy complexity in SPM's ``H``."""
+    return posterior @ (log_stable(posterior) - log_stable(prior))
