@@ -4,7 +4,8 @@ Updates (``spm_MDP_VB_X.m``; Friston et al. 2016, *Active inference and
 learning*, Neurosci. Biobehav. Rev. 68, eq. 12), with learning rate
 :math:`\\eta` and only where the prior count is positive:
 
-* likelihood: :math:`a_g \\mathrel{+}= \\eta \\sum_t o_{g,t} \\otimes X_{1,t} \\otimes \\dots \\otimes X_{F,t}`,
+* likelihood:
+  :math:`a_g \\mathrel{+}= \\eta \\sum_t o_{g,t} \\otimes X_{1,t} \\otimes \\dots \\otimes X_{F,t}`,
   with :math:`X` the Bayesian model average of the state beliefs;
 * transitions: :math:`b_f(u) \\mathrel{+}= \\eta \\sum_{t\\ge1}\\sum_\\pi q_t(\\pi)\\,
   \\mathbf{s}^\\pi_{f,t} \\otimes \\mathbf{s}^\\pi_{f,t-1}` for the action :math:`u` of

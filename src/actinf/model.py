@@ -193,8 +193,7 @@ def generative_model(
     if preference is None:
         preference = [jnp.zeros((int(a.shape[0]),)) for a in A]
     C = tuple(
-        jnp.repeat(c[:, None], T, axis=1) if c.ndim == 1 else c
-        for c in _tuple(preference, "preference")
+        jnp.repeat(c[:, None], T, axis=1) if c.ndim == 1 else c for c in _tuple(preference, "preference")
     )
     if initial is None:
         initial = [jnp.ones((n,)) / n for n in Ns]
@@ -287,9 +286,7 @@ def validate(model: GenerativeModel) -> None:
         raise ModelError(f"initial has {len(D)} arrays but there are {F} factors")
     for f, d in enumerate(D):
         if d.shape != (Ns[f],):
-            raise ModelError(
-                f"initial[{f}] has shape {list(d.shape)} but transition[{f}] has {Ns[f]} states"
-            )
+            raise ModelError(f"initial[{f}] has shape {list(d.shape)} but transition[{f}] has {Ns[f]} states")
         _check_finite_nonneg(f"initial[{f}]", d)
         _check_columns(f"initial[{f}]", d)
     V = np.asarray(model.policies)

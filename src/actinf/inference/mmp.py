@@ -71,9 +71,9 @@ class MarginalMessagePassing(NamedTuple):
           forward: per factor, ``[S-1, Ns_f, Ns_f]`` transition matrices of this
             policy, ``B_f(u_\\tau)``.
           backward: per factor, ``[S-1, Ns_f, Ns_f]`` the normalised transposes.
-          likelihoods: the joint likelihood arrays ``L_\\tau[s_1, ..., s_F]`` for
-            ``\\tau = 0..t`` (a list of ``t + 1`` arrays).
-          t: the current time (static): outcomes are known for ``\\tau <= t``.
+          likelihoods: ``[S, Ns_1, ..., Ns_F]`` the joint likelihood arrays
+            ``L_\\tau[s_1, ..., s_F]``; only ``\\tau <= t`` are used.
+          t: the current time (may be traced): outcomes are known for ``\\tau <= t``.
 
         Returns:
           ``(beliefs, F)``: updated beliefs and the policy's negative free energy.
@@ -88,13 +88,11 @@ class MarginalMessagePassing(NamedTuple):
             new = [list(col) for col in x]
             total = 0.0
             for j in range(S):
-                xq = [new[f][j] for f in range(F)] if j <= t else None
+                known = j <= t
+                xq = [new[f][j] for f in range(F)]
                 for f in range(F):
                     sx = new[f][j]
-                    if j <= t:
-                        qL = log_stable(contract(likelihoods[j], xq, skip=f))
-                    else:
-                        qL = jnp.zeros_like(sx)
+                    qL = jnp.where(known, log_stable(contract(likelihoods[j], xq, skip=f)), 0.0)
                     qx = log_stable(sx)
                     if j == 0:
                         v = log_initial[f] + qL - qx
@@ -109,12 +107,11 @@ class MarginalMessagePassing(NamedTuple):
                     v = v - jnp.mean(v)
                     sx_new = jnp.where(active, softmax(qx + v / self.tau), sx)
                     new[f][j] = sx_new
-                    if j <= t:
-                        xq[f] = sx_new
+                    xq[f] = sx_new
             f_now = jnp.where(active, total, f_prev)
             d_f = jnp.where(i >= 1, f_now - f_prev, d_f)
             return (new, f_now, d_f, i + 1), None
 
-        init = (x0, jnp.zeros((), beliefs[0].dtype), jnp.ones((), beliefs[0].dtype), 0)
+        init = (x0, jnp.zeros((), beliefs[0].dtype), jnp.ones((), beliefs[0].dtype), jnp.array(0))
         (x, free, _, _), _ = jax.lax.scan(sweep, init, None, length=self.num_iter)
         return tuple(jnp.stack(col) for col in x), free

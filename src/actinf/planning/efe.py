@@ -75,7 +75,10 @@ def outcome_model(likelihood, log_preference, novelty_weights=None, initial_nove
     joint = joint_likelihood(likelihood)
     neg_entropy = jnp.sum(joint * entropy_log(joint), axis=0)
     return OutcomeModel(
-        tuple(likelihood), joint, neg_entropy, tuple(log_preference),
+        tuple(likelihood),
+        joint,
+        neg_entropy,
+        tuple(log_preference),
         None if novelty_weights is None else tuple(novelty_weights),
         None if initial_novelty_weights is None else tuple(initial_novelty_weights),
     )
@@ -144,7 +147,7 @@ def expected_free_energy(om: OutcomeModel, beliefs, t: int, terms=SPM_TERMS):
     Args:
       om: the :class:`OutcomeModel`.
       beliefs: per factor ``[S, Ns_f]``, the policy's beliefs over every time.
-      t: first time counted (static).
+      t: first time counted (may be traced: earlier times are masked out).
       terms: the EFE terms to sum.
 
     Returns:
@@ -153,10 +156,11 @@ def expected_free_energy(om: OutcomeModel, beliefs, t: int, terms=SPM_TERMS):
     """
     S = beliefs[0].shape[0]
     parts = [jnp.zeros(()) for _ in terms]
-    for tau in range(t, S):
+    for tau in range(S):
         states = [b[tau] for b in beliefs]
+        counted = tau >= t
         for i, term in enumerate(terms):
-            parts[i] = parts[i] + term(om, states, tau)
+            parts[i] = parts[i] + jnp.where(counted, term(om, states, tau), 0.0)
     init = -initial_novelty(om, [b[0] for b in beliefs])
     parts.append(init)
     return sum(parts), tuple(parts)

@@ -38,11 +38,17 @@ import jax.numpy as jnp
 
 from .. import learning
 from ..inference.mmp import MarginalMessagePassing
-from ..maths import contract, dirichlet_expected_log, log_stable, normalise, novelty_weights, softmax
+from ..maths import (
+    contract,
+    dirichlet_expected_log,
+    log_stable,
+    normalise,
+    novelty_weights,
+    softmax,
+)
 from ..model import GenerativeModel
 from ..planning.efe import SPM_TERMS, expected_free_energy, outcome_model
 from ..planning.policy import (
-    FixedPrecision,
     GammaPrecision,
     action_probabilities,
     occam_window,
@@ -179,34 +185,39 @@ def spm_trial(
     proc_A = tuple(normalise(a) for a in model.likelihood)
     proc_B = tuple(normalise(b) for b in model.transition)
     proc_D = tuple(normalise(d) for d in model.initial)
-    likelihoods = []
-
     x = tuple(
         jnp.broadcast_to(jnp.full((S, n), 1.0 / n, dtype).at[0].set(D[f]), (Np, S, n))
         for f, n in enumerate(model.num_states)
     )
-    mask = jnp.ones((Np,), bool)
-    u = jnp.zeros((Np, T), dtype) if Np > 1 else jnp.ones((Np, T), dtype)
-    rate = beta
-    w = jnp.zeros((T,), dtype)
-    Fout = jnp.zeros((Np, T), dtype)
-    Gout = jnp.zeros((Np, T), dtype)
-    H = jnp.zeros((T,), dtype)
-    P = jnp.zeros((*Nu, T - 1), dtype)
     n_terms = len(settings.terms) + 1
-    terms_out = jnp.zeros((Np, T, n_terms), dtype)
-    X = None
-    qu = jnp.ones((Np,), dtype)
-    pu = jnp.ones((Np,), dtype)
+    carry0 = dict(
+        key=key,
+        s=s_true,
+        o=o,
+        act=u_act,
+        L=jnp.ones((T, *model.num_states), dtype),
+        x=x,
+        mask=jnp.ones((Np,), bool),
+        u=jnp.zeros((Np, T), dtype) if Np > 1 else jnp.ones((Np, T), dtype),
+        rate=beta,
+        w=jnp.zeros((T,), dtype),
+        F=jnp.zeros((Np, T), dtype),
+        G=jnp.zeros((Np, T), dtype),
+        H=jnp.zeros((T,), dtype),
+        P=jnp.zeros((*Nu, max(T - 1, 1)), dtype),
+        terms=jnp.zeros((Np, T, n_terms), dtype),
+    )
+    ones = jnp.ones((Np,), dtype)
 
-    for t in range(T):
+    def step(c, t):
+        """One time step of the trial (SPM's loop body), ``t`` dynamic."""
+        c = dict(c)
+        tp = jnp.maximum(t - 1, 0)
         # generative process: sample what is not given -------------------
-        key, *ks = jax.random.split(key, Nf + Ng + 2)
+        key, *ks = jax.random.split(c["key"], Nf + Ng + 2)
+        s_true, o, act = c["s"], c["o"], c["act"]
         for f in range(Nf):
-            if t == 0:
-                ps = proc_D[f]
-            else:
-                ps = proc_B[f][:, s_true[f, t - 1], u_act[f, t - 1]]
+            ps = jnp.where(t == 0, proc_D[f], proc_B[f][:, s_true[f, tp], act[f, jnp.minimum(tp, T - 2)]])
             draw = jax.random.categorical(ks[f], jnp.log(ps))
             s_true = s_true.at[f, t].set(jnp.where(s_true[f, t] >= 0, s_true[f, t], draw))
         for g in range(Ng):
@@ -216,99 +227,203 @@ def spm_trial(
         L = 1.0
         for g, a in enumerate(A):
             L = L * a[o[g, t]]
-        likelihoods.append(L)
+        Ls = c["L"].at[t].set(L)
 
-        if t > 0:
-            mask = occam_window(u[:, t - 1], mask, settings.zeta)
-        x = mmp.reset(x)
-        new_x, free = jax.vmap(
-            lambda xk, fk, bk: mmp(xk, logD, fk, bk, likelihoods[: t + 1], t)
-        )(x, fwd, bwd)
+        # state inference under each plausible policy ----------------------
+        mask = jnp.where(t > 0, occam_window(c["u"][:, tp], c["mask"], settings.zeta), c["mask"])
+        x = mmp.reset(c["x"])
+        new_x, free = jax.vmap(lambda xk, fk, bk: mmp(xk, logD, fk, bk, Ls, t))(x, fwd, bwd)
         x = tuple(jnp.where(mask[:, None, None], nx, ox) for nx, ox in zip(new_x, x, strict=True))
         Fneg = jnp.where(mask, free, 0.0)  # SPM's F: negative free energy
+        u, rate, w, G, terms = c["u"], c["rate"], c["w"], c["G"], c["terms"]
+        qu = pu = ones
         if Np > 1:
             efe, parts = jax.vmap(lambda xk: expected_free_energy(om, xk, t, settings.terms))(x)
             efe = jnp.where(mask, efe, 0.0)
             parts = jnp.where(mask[:, None], jnp.stack(parts, axis=-1), 0.0)
-            terms_out = terms_out.at[:, t].set(parts)
+            terms = terms.at[:, t].set(parts)
             post = settings.precision(log_habit, efe, -Fneg, mask, rate, beta)
             rate = post.rate
             qu, pu = post.posterior, post.prior
             u = u.at[:, t].set(qu)
             w = w.at[t].set(post.precision)
-            Gout = Gout.at[:, t].set(-efe)
+            G = G.at[:, t].set(-efe)
         else:
             w = w.at[t].set(1.0 / rate)
-        X = tuple(jnp.einsum("kjs,k->sj", xf, u[:, t]) for xf in x)
-        Fout = Fout.at[:, t].set(Fneg)
-        H = H.at[t].set(qu @ Fneg - policy_entropy_term(qu, pu))
-        if t < T - 1:
-            Pu = action_probabilities(u[:, t], V[t], Nu, settings.alpha)
-            P = P.at[..., t].set(Pu)
+        H = c["H"].at[t].set(qu @ Fneg - policy_entropy_term(qu, pu))
+
+        # action ------------------------------------------------------------
+        P = c["P"]
+        if T > 1:
+            tc = jnp.minimum(t, T - 2)
+            Pu = action_probabilities(u[:, t], V[tc], Nu, settings.alpha)
+            P = P.at[..., tc].set(jnp.where(t < T - 1, Pu, P[..., tc]))
             draw = jax.random.categorical(ks[-1], jnp.log(Pu.reshape(-1)))
-            drawn = jnp.stack(jnp.unravel_index(draw, Nu))
-            u_act = u_act.at[:, t].set(jnp.where(u_act[:, t] >= 0, u_act[:, t], drawn))
+            drawn = jnp.stack(jnp.unravel_index(draw, Nu)).astype(act.dtype)
+            keep = (act[:, tc] >= 0) | (t >= T - 1)
+            act = act.at[:, tc].set(jnp.where(keep, act[:, tc], drawn))
+        c.update(
+            key=key,
+            s=s_true,
+            o=o,
+            act=act,
+            L=Ls,
+            x=x,
+            mask=mask,
+            u=u,
+            rate=rate,
+            w=w,
+            F=c["F"].at[:, t].set(Fneg),
+            G=G,
+            H=H,
+            P=P,
+            terms=terms,
+        )
+        return c, None
+
+    c, _ = jax.lax.scan(step, carry0, jnp.arange(T))
+    x, u, w, o, s_true, u_act = c["x"], c["u"], c["w"], c["o"], c["s"], c["act"]
+    Fout, Gout, H, terms_out = c["F"], c["G"], c["H"], c["terms"]
+    P = c["P"] if T > 1 else jnp.zeros((*Nu, 0), dtype)
+    # Bayesian model average over policies (SPM's X, as at the last time step)
+    X = tuple(jnp.einsum("kjs,k->sj", xf, u[:, T - 1]) for xf in x)
 
     if Np == 1:
         w = w[:1]
 
-    # learning -------------------------------------------------------------
-    eta = jnp.asarray(settings.eta, dtype)
     onehots = [jax.nn.one_hot(o[g], A[g].shape[0], dtype=dtype) for g in range(Ng)]
-    Xt = [xf.T for xf in X]  # [T, Ns]
-    a_new = b_new = c_new = d_new = e_new = None
-    Fa = Fb = Fc = Fd = Fe = None
-    if model.likelihood_counts is not None:
-        a_new = tuple(
-            learning.likelihood_update(a, onehots[g], Xt, eta)
-            for g, a in enumerate(model.likelihood_counts)
-        )
-        Fa = jnp.stack([
-            learning.parameter_free_energy(q, p)
-            for q, p in zip(a_new, model.likelihood_counts, strict=True)
-        ])
-    if model.transition_counts is not None:
-        b_new = tuple(
-            learning.transition_update(b, x[f], u, V[:, :, f], eta)
-            for f, b in enumerate(model.transition_counts)
-        )
-        Fb = jnp.stack([
-            learning.parameter_free_energy(q, p)
-            for q, p in zip(b_new, model.transition_counts, strict=True)
-        ])
-    if model.preference_counts is not None:
-        c_new = tuple(
-            learning.preference_update(c, onehots[g], eta)
-            for g, c in enumerate(model.preference_counts)
-        )
-        Fc = jnp.stack([
-            learning.parameter_free_energy(q, p)
-            for q, p in zip(c_new, model.preference_counts, strict=True)
-        ])
-    if model.initial_counts is not None:
-        d_new = tuple(
-            learning.initial_update(d, X[f][:, 0]) for f, d in enumerate(model.initial_counts)
-        )
-        Fd = jnp.stack([
-            learning.parameter_free_energy(q, p)
-            for q, p in zip(d_new, model.initial_counts, strict=True)
-        ])
-    if model.habit_counts is not None:
-        e_new = learning.habit_update(model.habit_counts, u[:, T - 1], eta)
-        Fe = learning.parameter_free_energy(e_new, model.habit_counts)
-    learned = eqx.tree_at(
-        lambda m: (
-            m.likelihood_counts, m.transition_counts, m.preference_counts,
-            m.initial_counts, m.habit_counts,
-        ),
-        model,
-        (a_new, b_new, c_new, d_new, e_new),
-        is_leaf=lambda z: z is None,
-    )
+    learned, (Fa, Fb, Fc, Fd, Fe) = learn(model, onehots, X, x, u, settings.eta)
     Q = tuple(jnp.transpose(xf, (2, 1, 0)) for xf in x)
     return SpmTrialResult(
         X, Q, P, u, Fout, Gout, H, w, terms_out, s_true, o, u_act, learned, Fa, Fb, Fc, Fd, Fe
     )
+
+
+def learn(model: GenerativeModel, outcomes, X, x, u, eta):
+    """Learn every Dirichlet count of ``model`` from one trial (see :mod:`actinf.learning`).
+
+    Args:
+      outcomes: per modality ``[T, No_g]`` outcome probabilities (one-hot if observed).
+      X: per factor ``[Ns_f, T]`` Bayesian-model-averaged state beliefs.
+      x: per factor ``[Np, T, Ns_f]`` state beliefs under each policy.
+      u: ``[Np, T]`` policy posterior at each time.
+      eta: learning rate.
+
+    Returns:
+      ``(model, (Fa, Fb, Fc, Fd, Fe))``: the model with the learned counts and the
+      negative free energies of the learned parameters (None where not learned).
+    """
+    V = model.policies
+    eta = jnp.asarray(eta, X[0].dtype)
+    T = X[0].shape[1]
+    Xt = [xf.T for xf in X]  # [T, Ns]
+
+    def free_energies(post, prior):
+        pairs = zip(post, prior, strict=True)
+        return jnp.stack([learning.parameter_free_energy(q, p) for q, p in pairs])
+
+    new = dict(a=None, b=None, c=None, d=None, e=None)
+    fe = dict(a=None, b=None, c=None, d=None, e=None)
+    if model.likelihood_counts is not None:
+        prior = model.likelihood_counts
+        new["a"] = tuple(learning.likelihood_update(a, outcomes[g], Xt, eta) for g, a in enumerate(prior))
+        fe["a"] = free_energies(new["a"], prior)
+    if model.transition_counts is not None:
+        prior = model.transition_counts
+        new["b"] = tuple(learning.transition_update(b, x[f], u, V[:, :, f], eta) for f, b in enumerate(prior))
+        fe["b"] = free_energies(new["b"], prior)
+    if model.preference_counts is not None:
+        prior = model.preference_counts
+        new["c"] = tuple(learning.preference_update(c, outcomes[g], eta) for g, c in enumerate(prior))
+        fe["c"] = free_energies(new["c"], prior)
+    if model.initial_counts is not None:
+        prior = model.initial_counts
+        new["d"] = tuple(learning.initial_update(d, X[f][:, 0]) for f, d in enumerate(prior))
+        fe["d"] = free_energies(new["d"], prior)
+    if model.habit_counts is not None:
+        new["e"] = learning.habit_update(model.habit_counts, u[:, T - 1], eta)
+        fe["e"] = learning.parameter_free_energy(new["e"], model.habit_counts)
+    learned = eqx.tree_at(
+        lambda m: (
+            m.likelihood_counts,
+            m.transition_counts,
+            m.preference_counts,
+            m.initial_counts,
+            m.habit_counts,
+        ),
+        model,
+        tuple(new[k] for k in "abcde"),
+        is_leaf=lambda z: z is None,
+    )
+    return learned, tuple(fe[k] for k in "abcde")
+
+
+class SpmHmmResult(NamedTuple):
+    """Outputs of :func:`spm_hmm` (SPM's names and layouts).
+
+    Attributes:
+      X: per factor ``[Ns_f, T]`` posterior over states at every time.
+      F: negative variational free energy of the sequence.
+      model: the model with learned counts.
+      Fa, Fb, Fc, Fd, Fe: negative free energies of the learned counts (or None).
+    """
+
+    X: tuple
+    F: jax.Array
+    model: GenerativeModel
+    Fa: jax.Array | None
+    Fb: jax.Array | None
+    Fc: jax.Array | None
+    Fd: jax.Array | None
+    Fe: jax.Array | None
+
+
+def spm_hmm(model: GenerativeModel, outcome_likelihoods, settings: SpmSettings = SpmSettings()):
+    """SPM's hidden-Markov-model mode: outcomes given as likelihoods, no policies.
+
+    When ``spm_MDP_VB_X`` is called with ``MDP.O`` (the likelihood of each
+    outcome at each time) and a single policy, it skips the intermediate time
+    steps and runs marginal message passing once, at the last time, with every
+    outcome known. State transitions then come from the probabilities ``B``
+    (never the counts ``b``), with the first control of every factor; the
+    likelihood and the initial states come from the counts where present,
+    and all counts are learned as in a trial.
+
+    Args:
+      model: the generative model; its policies are ignored.
+      outcome_likelihoods: per modality ``[No_g, T]``, the likelihood (or
+        probability) of each outcome at each time.
+      settings: scheme settings (only ``inference`` and ``eta`` are used).
+
+    Returns:
+      :class:`SpmHmmResult`.
+    """
+    O = tuple(jnp.asarray(x) for x in outcome_likelihoods)
+    T = int(O[0].shape[1])
+    Nf = model.num_factors
+    dtype = model.likelihood[0].dtype
+    policies = jnp.zeros((T - 1, 1, Nf), jnp.int32)
+    model = eqx.tree_at(lambda m: m.policies, model, policies)
+    A, _, _, D, _, _, _, _ = _agent_arrays(model, T)
+    sB = tuple(normalise(b) for b in model.transition)
+    rB = tuple(normalise(jnp.swapaxes(b, 0, 1)) for b in model.transition)
+    fwd = tuple(sB[f][:, :, jnp.zeros((T - 1,), jnp.int32)].transpose(2, 0, 1) for f in range(Nf))
+    bwd = tuple(rB[f][:, :, jnp.zeros((T - 1,), jnp.int32)].transpose(2, 0, 1) for f in range(Nf))
+    Ls = []
+    for t in range(T):
+        L = 1.0
+        for g, a in enumerate(A):
+            L = L * contract(jnp.moveaxis(a, 0, -1), [O[g][:, t]])
+        Ls.append(L)
+    mmp = settings.inference
+    x = tuple(jnp.full((T, n), 1.0 / n, dtype).at[0].set(D[f]) for f, n in enumerate(model.num_states))
+    x = mmp.reset(x)
+    x, free = mmp(x, tuple(log_stable(d) for d in D), fwd, bwd, jnp.stack(Ls), T - 1)
+    X = tuple(xf.T for xf in x)
+    u = jnp.ones((1, T), dtype)
+    outcomes = [o.T for o in O]
+    learned, (Fa, Fb, Fc, Fd, Fe) = learn(model, outcomes, X, tuple(xf[None] for xf in x), u, settings.eta)
+    return SpmHmmResult(X, free, learned, Fa, Fb, Fc, Fd, Fe)
 
 
 _spm_trial_jit = eqx.filter_jit(spm_trial)
@@ -347,8 +462,12 @@ def spm_sequence(
         key, sub = jax.random.split(key)
         s = jnp.full((model.num_factors, model.horizon), -1, jnp.int32) if s is None else s
         res = _spm_trial_jit(
-            model, jnp.asarray(o, jnp.int32), jnp.asarray(u, jnp.int32), settings,
-            states=jnp.asarray(s, jnp.int32), rng_key=sub,
+            model,
+            jnp.asarray(o, jnp.int32),
+            jnp.asarray(u, jnp.int32),
+            settings,
+            states=jnp.asarray(s, jnp.int32),
+            rng_key=sub,
         )
         results.append(res)
         if callback is not None:
