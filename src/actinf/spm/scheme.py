@@ -218,11 +218,11 @@ def spm_trial(
         s_true, o, act = c["s"], c["o"], c["act"]
         for f in range(Nf):
             ps = jnp.where(t == 0, proc_D[f], proc_B[f][:, s_true[f, tp], act[f, jnp.minimum(tp, T - 2)]])
-            draw = jax.random.categorical(ks[f], jnp.log(ps))
+            draw = jax.random.categorical(ks[f], jnp.log(ps)).astype(s_true.dtype)
             s_true = s_true.at[f, t].set(jnp.where(s_true[f, t] >= 0, s_true[f, t], draw))
         for g in range(Ng):
             po = proc_A[g][(slice(None), *[s_true[f, t] for f in range(Nf)])]
-            draw = jax.random.categorical(ks[Nf + g], jnp.log(po))
+            draw = jax.random.categorical(ks[Nf + g], jnp.log(po)).astype(o.dtype)
             o = o.at[g, t].set(jnp.where(o[g, t] >= 0, o[g, t], draw))
         L = 1.0
         for g, a in enumerate(A):
