@@ -109,7 +109,7 @@ def outer(vectors: Sequence[jax.Array]):
     """Outer product of vectors: ``out[i, j, ...] = v0[i] * v1[j] * ...`` (SPM's ``spm_cross``)."""
     out = vectors[0]
     for v in vectors[1:]:
-        out = out[..., None] * v
+        out = out[..., None] * jnp.reshape(v, (1,) * out.ndim + v.shape)
     return out
 
 

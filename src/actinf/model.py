@@ -201,6 +201,11 @@ def generative_model(
     Np = int(V.shape[1]) if V.ndim == 3 else 0
     E = jnp.ones((Np,)) / max(Np, 1) if habit is None else jnp.asarray(habit)
     if normalise_columns:
+        # check the raw entries first, so that errors name the value and index as given
+        for name, arrays in (("likelihood", A), ("transition", B), ("initial", D), ("habit", (E,))):
+            for i, x in enumerate(arrays):
+                if _is_concrete(x):
+                    _check_finite_nonneg(name if name == "habit" else f"{name}[{i}]", x)
         A = tuple(normalise(a) for a in A)
         B = tuple(normalise(b) for b in B)
         D = tuple(normalise(d) for d in D)

@@ -1,0 +1,463 @@
+"""The ``actinf`` command line.
+
+``actinf spm run PATH...`` solves SPM problems (reference JSON cases or MATLAB
+``.mat`` files holding an ``MDP`` structure array) with SPM's scheme in float64,
+writes every output in the reference JSON schema and, with ``--check``, compares
+them with SPM's own. See ``docs/cli.md``.
+
+The app is a group of groups: ``spm`` is one sub-app (:data:`spm_app`), and later
+commands (``actinf run``, ``actinf worlds``, ``actinf bench``, ``actinf fit``) are
+added beside it with ``app.command()`` or ``app.add_typer()``.
+
+Importing this module is cheap: JAX, SciPy, rich and the SPM runner are imported
+inside the command functions.
+"""
+
+import dataclasses
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["app", "main", "spm_app"]
+
+app = typer.Typer(
+    name="actinf",
+    help="Active inference on JAX: SPM-exact discrete active inference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+spm_app = typer.Typer(
+    name="spm",
+    help="SPM12 compatibility: solve SPM problems (JSON or MATLAB .mat) as spm_MDP_VB_X.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(spm_app, name="spm")
+
+#: Exit status: every case ran (and, with --check, passed).
+EXIT_OK = 0
+#: Exit status: some case failed its check or could not be read, run or written.
+EXIT_FAILED = 1
+#: Exit status: bad usage, or the output folder cannot be created or written.
+EXIT_USAGE = 2
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"actinf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Show the version and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Active inference on JAX: SPM-exact discrete active inference."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+class _Lines:
+    """Where the command's lines go: per-case lines to stdout, ``error: ...`` lines to
+    stderr. While a progress bar is live on the terminal, lines bound for the terminal are
+    printed above it, unwrapped."""
+
+    def __init__(self) -> None:
+        self.console: Any = None  # the live progress bar's console (on stderr)
+
+    def _above_bar(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def say(self, line: str) -> None:
+        if self.console is not None and sys.stdout.isatty():
+            self._above_bar(line)
+        else:
+            print(line, file=sys.stdout, flush=True)
+
+    def error(self, message: object) -> None:
+        line = f"error: {_one_line(message)}"
+        if self.console is not None:
+            self._above_bar(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    @contextmanager
+    def progress(self, total: int) -> Iterator[Callable[[int, str], None]]:
+        """Yield ``show(done, description)``: a rich progress bar on stderr when more than
+        three files are processed and stderr is a terminal, else a no-op."""
+        if total <= 3 or not sys.stderr.isatty():
+            yield lambda done, description: None
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            redirect_stdout=False,  # a piped stdout stays untouched
+            redirect_stderr=True,  # stray warnings go above the bar
+        )
+        with progress:
+            task = progress.add_task("spm run", total=total)
+            self.console = progress.console
+
+            def show(done: int, description: str) -> None:
+                progress.update(task, completed=done, description=description)
+
+            try:
+                yield show
+            finally:
+                self.console = None
+
+
+def _format_error(value: float) -> str:
+    if value == 0:
+        return "0"
+    if not math.isfinite(value):
+        return str(value)  # inf or nan
+    return f"{value:.0e}"
+
+
+def _error_summary(errors: dict[str, float], keys: Sequence[str], tolerance: float) -> str:
+    """``X 2e-16  Q 3e-16 ...`` in schema order; an error over tolerance gets a ``!``."""
+    parts = []
+    for key in [k for k in keys if k in errors] + sorted(set(errors) - set(keys)):
+        err = errors[key]
+        mark = "" if err <= tolerance else "!"
+        parts.append(f"{key} {_format_error(err)}{mark}")
+    return "  ".join(parts)
+
+
+def _output_path(path: Path, out_dir: Path | None) -> Path:
+    if out_dir is not None:
+        return out_dir / f"{path.stem}.json"
+    if path.suffix.lower() == ".json":
+        return path.with_name(f"{path.stem}.out.json")
+    return path.with_name(f"{path.stem}.json")
+
+
+def _reference_path(path: Path, reference: Path | None) -> Path | None:
+    """Where to find SPM's outputs for an input that holds none: ``--reference DIR``, else
+    (``.mat`` only) ``../vbx/`` beside the file's folder."""
+    if reference is not None:
+        return reference / f"{path.stem}.json"
+    if path.suffix.lower() == ".mat":
+        return path.absolute().parent.parent / "vbx" / f"{path.stem}.json"
+    return None
+
+
+def _mat_has_options(path: Path) -> bool:
+    import scipy.io
+
+    return any(name == "OPTIONS" for name, *_ in scipy.io.whosmat(str(path)))
+
+
+def _key(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
+
+
+@dataclasses.dataclass
+class _RunSettings:
+    out_dir: Path | None
+    check: bool
+    reference: Path | None
+    gamma_fixed: bool | None
+    rng_key: Any
+    lines: _Lines
+    inputs: frozenset[Path]  # resolved input paths: never written over
+    written: dict[Path, Path]  # resolved output path -> input that wrote it
+
+
+def _run_one(path: Path, opts: _RunSettings) -> bool:
+    """Load, solve, write and (with ``--check``) compare one case; print its line.
+
+    Returns whether the case succeeded. User errors (unreadable or invalid input,
+    invalid model, unwritable output) are reported on stderr as one line.
+    """
+    import jax
+
+    from .model import ModelError
+    from .spm.io import OUTPUT_KEYS, SpmInputError, load_case, write_case_json
+    from .spm.runner import TOLERANCE, compare, passes, run_case
+
+    name = path.stem
+
+    def fail(reason: str) -> bool:
+        opts.lines.say(f"{name}  FAIL  {reason}")
+        return False
+
+    try:
+        case = load_case(path)
+    except SpmInputError as exc:
+        opts.lines.error(exc)
+        return fail("unreadable input (see error)")
+    except OSError as exc:
+        opts.lines.error(f"{path}: {exc.strerror or exc}")
+        return fail("unreadable input (see error)")
+    name = case.name
+
+    dest = _output_path(path, opts.out_dir)
+    dest_key = _key(dest)
+    if dest_key in opts.inputs:
+        opts.lines.error(f"{path}: its output {dest} would overwrite an input file; choose another --out")
+        return fail("output would overwrite an input")
+    if dest_key in opts.written:
+        opts.lines.error(
+            f"{path}: its output {dest} was already written for {opts.written[dest_key]} "
+            "in this run; choose another --out"
+        )
+        return fail("output name already used")
+    is_mat = path.suffix.lower() == ".mat"
+    own_outputs = any(trial.outputs for trial in case.trials)
+
+    # SPM's outputs to compare with (and, for a .mat without OPTIONS, its gamma option).
+    ref_path = None if own_outputs else _reference_path(path, opts.reference)
+    ref_case = None
+    has_options = _mat_has_options(path) if is_mat else True
+    wants_ref = opts.check or (is_mat and not has_options and opts.gamma_fixed is None)
+    if ref_path is not None and wants_ref and ref_path.is_file():
+        try:
+            ref_case = load_case(ref_path)
+        except SpmInputError as exc:
+            opts.lines.error(f"reference for {path}: {exc}")
+            return fail("unreadable reference (see error)")
+        if len(ref_case.trials) != len(case.trials):
+            opts.lines.error(
+                f"{path}: has {len(case.trials)} trials but its reference {ref_path} "
+                f"has {len(ref_case.trials)}"
+            )
+            return fail("reference does not match")
+
+    if opts.gamma_fixed is not None:
+        gamma_fixed = opts.gamma_fixed
+    elif is_mat and not has_options and ref_case is not None:
+        gamma_fixed = bool(ref_case.options.get("gamma_fixed", False))
+    else:
+        gamma_fixed = bool(case.options.get("gamma_fixed", False))
+
+    try:
+        outputs = run_case(case, gamma_fixed=gamma_fixed, rng_key=opts.rng_key)
+    except ModelError as exc:
+        opts.lines.error(f"{path}: {exc}")
+        return fail("invalid model (see error)")
+    finally:
+        jax.clear_caches()  # compiled code otherwise accumulates over many cases
+
+    # Write the case as run: its options, the trials' s, o, u as used, every output.
+    import numpy as np
+
+    trials = tuple(
+        dataclasses.replace(
+            trial,
+            s=np.asarray(out["s"]),
+            o=np.asarray(out["o"]),
+            u=np.asarray(out["u"]),
+            outputs={},
+        )
+        for trial, out in zip(case.trials, outputs, strict=True)
+    )
+    ran = dataclasses.replace(case, trials=trials, options={**case.options, "gamma_fixed": gamma_fixed})
+    written = True
+    try:
+        write_case_json(ran, [{k: v for k, v in out.items() if k in OUTPUT_KEYS} for out in outputs], dest)
+    except OSError as exc:
+        opts.lines.error(f"{dest}: cannot write output for {path} ({exc.strerror or exc})")
+        written = False
+    else:
+        opts.written[dest_key] = path
+
+    if not opts.check:
+        if not written:
+            return fail("output not written (see error)")
+        opts.lines.say(f"{name}  {dest}")
+        return True
+
+    target = case if own_outputs else ref_case
+    if target is None:
+        if ref_path is None:
+            reason = "nothing to compare with: the file holds no outputs"
+        else:
+            reason = f"nothing to compare with: the file holds no outputs and {ref_path} is missing"
+        return fail(reason)
+    errors = compare(outputs, target)
+    ok = passes(errors, TOLERANCE) and written
+    summary = _error_summary(errors, OUTPUT_KEYS, TOLERANCE) or "no outputs compared"
+    if not written:
+        summary += "  (output not written)"
+    opts.lines.say(f"{name}  {'PASS' if ok else 'FAIL'}  {summary}")
+    return ok
+
+
+def _prepare_out_dir(out: Path, lines: _Lines) -> None:
+    """Create the output folder; exit with status 2 and one line if it cannot be used."""
+    if out.exists() and not out.is_dir():
+        lines.error(f"{out}: output folder is a file")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        lines.error(f"{out}: cannot create output folder ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_USAGE) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        lines.error(f"{out}: output folder is not writable")
+        raise typer.Exit(EXIT_USAGE)
+
+
+# ------------------------------------------------------------------------ spm run
+
+
+@spm_app.command("run")
+def spm_run(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Case files (.json, or .mat with an MDP structure array) or folders of them.",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the outputs OUT/NAME.json [default: beside each input].",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Compare with SPM's outputs; exit 1 on any failure.",
+        ),
+    ] = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="Folder of reference JSONs for inputs holding no outputs [default for a .mat: ../vbx/].",
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+            show_default=False,
+        ),
+    ] = None,
+    gamma_fixed: Annotated[
+        bool | None,
+        typer.Option(
+            "--gamma-fixed/--no-gamma-fixed",
+            help="Fix the policy precision (OPTIONS.gamma = 1) [default: as the case].",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed for sampling what a case leaves unspecified [default: 0].",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Solve SPM problems as spm_MDP_VB_X (float64) and write every output as JSON.
+
+    Outputs go to OUT/NAME.json with -o, else beside each input (NAME.out.json for a
+    .json, NAME.json for a .mat). With --check, one line per case and a closing
+    'N passed, M failed'. A .mat holding no outputs is checked against NAME.json in
+    --reference, else in ../vbx/ beside the .mat's folder. Exit status: 0 all good,
+    1 some case failed or could not be read or written, 2 bad usage or output folder.
+    """
+    from .spm.io import iter_case_paths
+
+    if seed is not None and not 0 <= seed < 2**63:
+        raise typer.BadParameter("must be between 0 and 2**63 - 1", param_hint="--seed")
+    lines = _Lines()
+    if out is not None:
+        _prepare_out_dir(out, lines)
+    files = iter_case_paths(paths)
+
+    import jax
+
+    previous_x64 = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", True)  # SPM computes in double precision
+    try:
+        opts = _RunSettings(
+            out_dir=out,
+            check=check,
+            reference=reference,
+            gamma_fixed=gamma_fixed,
+            rng_key=None if seed is None else jax.random.PRNGKey(seed),
+            inputs=frozenset(_key(p) for p in files if p.is_file()),
+            written={},
+            lines=lines,
+        )
+        passed = failed = 0
+        with warnings.catch_warnings(), lines.progress(len(files)) as show:
+            # The scheme's index updates mix int32 and int64 under x64: harmless noise.
+            warnings.filterwarnings(
+                "ignore", message="scatter inputs have incompatible types", category=FutureWarning
+            )
+            for done, path in enumerate(files):
+                show(done, path.name)
+                if _run_one(path, opts):
+                    passed += 1
+                else:
+                    failed += 1
+            show(len(files), "done")
+    finally:
+        jax.config.update("jax_enable_x64", previous_x64)
+
+    lines.say(f"{passed} passed, {failed} failed" if check else f"{passed} written, {failed} failed")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    """Entry point of the ``actinf`` console script."""
+    app(prog_name="actinf")
+
+
+if __name__ == "__main__":
+    main()
