@@ -33,7 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..maths import log_stable, masked_softmax, softmax
+from ..maths import log_stable, masked_softmax
 
 
 class PolicyPosterior(NamedTuple):
@@ -106,8 +106,11 @@ def action_probabilities(posterior, actions, num_controls, alpha):
     for n in num_controls:
         size *= n
     marginal = jnp.zeros((size,), posterior.dtype).at[flat].add(posterior)
-    logm = jnp.where(marginal > 0, jnp.log(jnp.where(marginal > 0, marginal, 1.0)), -jnp.inf)
-    return softmax(alpha * logm).reshape(num_controls)
+    possible = marginal > 0
+    logm = jnp.log(jnp.where(possible, marginal, 1.0))
+    # actions no plausible policy takes get probability zero (SPM: log(0) = -inf);
+    # masking instead of -inf keeps gradients in alpha finite
+    return masked_softmax(alpha * logm, possible).reshape(num_controls)
 
 
 def policy_entropy_term(posterior, prior):
