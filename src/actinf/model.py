@@ -186,7 +186,13 @@ def generative_model(
         grids = np.meshgrid(*[np.arange(n) for n in Nu], indexing="ij")
         one_step = np.stack([g.ravel() for g in grids], axis=-1)  # [Np, F]
         policies = np.repeat(one_step[None], max(T - 1, 1), axis=0)
-    V = jnp.asarray(np.asarray(policies), dtype=jnp.int32)
+    V_raw = np.asarray(policies)
+    if V_raw.size and not np.issubdtype(V_raw.dtype, np.integer):
+        frac = ~np.isfinite(V_raw) | (V_raw != np.round(V_raw))
+        if frac.any():
+            idx = tuple(int(i) for i in np.argwhere(frac)[0])
+            raise ModelError(f"policies has a non-integer entry {V_raw[idx]} at index {list(idx)}")
+    V = jnp.asarray(V_raw, dtype=jnp.int32)
     if V.ndim == 2 and len(B) == 1:
         V = V[..., None]
     T = int(V.shape[0]) + 1 if V.ndim == 3 else 1
@@ -236,6 +242,19 @@ def _check_finite_nonneg(name: str, x) -> None:
     if (x < 0).any():
         idx = tuple(int(i) for i in np.argwhere(x < 0)[0])
         raise ModelError(f"{name} has a negative entry {x[idx]} at index {list(idx)}")
+
+
+def _check_some_positive(name: str, x) -> None:
+    """Every column of Dirichlet counts needs a positive count (else its KL is undefined)."""
+    x = np.asarray(x)
+    empty = ~(x > 0).any(axis=0)
+    if np.any(empty):
+        idx = [int(i) for i in np.argwhere(np.atleast_1d(empty))[0]] if x.ndim > 1 else []
+        where = f"column {idx}" if x.ndim > 1 else "the array"
+        raise ModelError(
+            f"{name} has no positive count in {where}: a Dirichlet distribution needs "
+            "at least one positive concentration parameter per column"
+        )
 
 
 def _check_columns(name: str, x) -> None:
@@ -341,9 +360,11 @@ def validate(model: GenerativeModel) -> None:
             if x.shape != r.shape:
                 raise ModelError(f"{name}[{i}] has shape {list(x.shape)}, expected {list(r.shape)}")
             _check_finite_nonneg(f"{name}[{i}]", x)
+            _check_some_positive(f"{name}[{i}]", x)
     if model.habit_counts is not None:
         if model.habit_counts.shape != E.shape:
             raise ModelError(
                 f"habit_counts has shape {list(model.habit_counts.shape)}, expected {list(E.shape)}"
             )
         _check_finite_nonneg("habit_counts", model.habit_counts)
+        _check_some_positive("habit_counts", model.habit_counts)

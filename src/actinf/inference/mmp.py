@@ -80,38 +80,61 @@ class MarginalMessagePassing(NamedTuple):
         """
         F = len(beliefs)
         S = beliefs[0].shape[0]
-        x0 = [[b[j] for j in range(S)] for b in beliefs]
+        dtype = beliefs[0].dtype
+
+        def shift(x, offset):
+            # x[j + offset] for j = 0..S-1, clamped at the ends (the clamped
+            # entries are never used: they are masked below)
+            idx = jnp.clip(jnp.arange(S) + offset, 0, x.shape[0] - 1)
+            return x[idx]
+
+        # per time j: the previous transition (into j) and the next backward one
+        fwd_in = (
+            tuple(shift(fm, -1) for fm in forward)
+            if S > 1
+            else tuple(jnp.zeros((S, b.shape[1], b.shape[1]), dtype) for b in beliefs)
+        )
+        bwd_out = tuple(shift(bm, 0) for bm in backward) if S > 1 else fwd_in
+
+        def position(carry, xs):
+            """Update every factor at time j, given the updated beliefs at j - 1."""
+            prev_new, total, active = carry
+            j, x_j, x_next, L_j, fwd_j, bwd_j = xs
+            known = j <= t
+            first, last = j == 0, j == S - 1
+            xq = list(x_j)
+            new_j = []
+            for f in range(F):
+                sx = x_j[f]
+                qL = jnp.where(known, log_stable(contract(L_j, xq, skip=f)), 0.0)
+                qx = log_stable(sx)
+                prior = jnp.where(first, log_initial[f], log_stable(fwd_j[f] @ prev_new[f]))
+                v = prior + qL - qx
+                v = jnp.where(last, v, v + log_stable(bwd_j[f] @ x_next[f]) + qL - qx)
+                total = total + jnp.where(first | last, sx @ (0.5 * v), sx @ (0.5 * v - (F - 1) * qL / F))
+                v = v - jnp.mean(v)
+                sx_new = jnp.where(active, softmax(qx + v / self.tau), sx)
+                new_j.append(sx_new)
+                xq[f] = sx_new
+            return (tuple(new_j), total, active), tuple(new_j)
 
         def sweep(carry, _):
             x, f_prev, d_f, i = carry
             active = (d_f > jnp.exp(-8.0)) | (i >= 4)
-            new = [list(col) for col in x]
-            total = 0.0
-            for j in range(S):
-                known = j <= t
-                xq = [new[f][j] for f in range(F)]
-                for f in range(F):
-                    sx = new[f][j]
-                    qL = jnp.where(known, log_stable(contract(likelihoods[j], xq, skip=f)), 0.0)
-                    qx = log_stable(sx)
-                    if j == 0:
-                        v = log_initial[f] + qL - qx
-                    else:
-                        v = log_stable(forward[f][j - 1] @ new[f][j - 1]) + qL - qx
-                    if j < S - 1:
-                        v = v + log_stable(backward[f][j] @ new[f][j + 1]) + qL - qx
-                    if j == 0 or j == S - 1:
-                        total = total + sx @ (0.5 * v)
-                    else:
-                        total = total + sx @ (0.5 * v - (F - 1) * qL / F)
-                    v = v - jnp.mean(v)
-                    sx_new = jnp.where(active, softmax(qx + v / self.tau), sx)
-                    new[f][j] = sx_new
-                    xq[f] = sx_new
+            xs = (
+                jnp.arange(S),
+                x,
+                tuple(shift(xf, 1) for xf in x),
+                likelihoods,
+                fwd_in,
+                bwd_out,
+            )
+            init = (tuple(xf[0] for xf in x), jnp.zeros((), dtype), active)
+            (_, total, _), new = jax.lax.scan(position, init, xs)
             f_now = jnp.where(active, total, f_prev)
             d_f = jnp.where(i >= 1, f_now - f_prev, d_f)
             return (new, f_now, d_f, i + 1), None
 
-        init = (x0, jnp.zeros((), beliefs[0].dtype), jnp.ones((), beliefs[0].dtype), jnp.array(0))
+        init = (tuple(beliefs), jnp.zeros((), dtype), jnp.ones((), dtype), jnp.array(0))
         (x, free, _, _), _ = jax.lax.scan(sweep, init, None, length=self.num_iter)
-        return tuple(jnp.stack(col) for col in x), free
+        return tuple(x), free

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from ..maths import ENTROPY_EPS, contract, entropy_log, outer
@@ -155,12 +156,14 @@ def expected_free_energy(om: OutcomeModel, beliefs, t: int, terms=SPM_TERMS):
       sum over times, the last entry being minus the initial-state novelty.
     """
     S = beliefs[0].shape[0]
-    parts = [jnp.zeros(()) for _ in terms]
-    for tau in range(S):
-        states = [b[tau] for b in beliefs]
-        counted = tau >= t
-        for i, term in enumerate(terms):
-            parts[i] = parts[i] + jnp.where(counted, term(om, states, tau), 0.0)
+
+    def at(tau, states):
+        return jnp.stack([term(om, list(states), tau) for term in terms])
+
+    per_time = jax.vmap(at)(jnp.arange(S), tuple(beliefs))  # [S, n_terms]
+    counted = (jnp.arange(S) >= t)[:, None]
+    summed = jnp.sum(jnp.where(counted, per_time, 0.0), axis=0)
+    parts = [summed[i] for i in range(len(terms))]
     init = -initial_novelty(om, [b[0] for b in beliefs])
     parts.append(init)
     return sum(parts), tuple(parts)

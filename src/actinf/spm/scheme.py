@@ -217,7 +217,11 @@ def spm_trial(
         key, *ks = jax.random.split(c["key"], Nf + Ng + 2)
         s_true, o, act = c["s"], c["o"], c["act"]
         for f in range(Nf):
-            ps = jnp.where(t == 0, proc_D[f], proc_B[f][:, s_true[f, tp], act[f, jnp.minimum(tp, T - 2)]])
+            if T > 1:
+                prev = proc_B[f][:, s_true[f, tp], act[f, jnp.minimum(tp, T - 2)]]
+                ps = jnp.where(t == 0, proc_D[f], prev)
+            else:
+                ps = proc_D[f]
             draw = jax.random.categorical(ks[f], jnp.log(ps)).astype(s_true.dtype)
             s_true = s_true.at[f, t].set(jnp.where(s_true[f, t] >= 0, s_true[f, t], draw))
         for g in range(Ng):
