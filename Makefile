@@ -23,10 +23,10 @@ demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python examples/tmaze_demo.py --out out
 
 test: $(TEST_VENV)/.installed
-	$(TEST_VENV)/bin/python -m pytest -n 2 -q -p no:cacheprovider
+	$(TEST_VENV)/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider
 
 test-slow: $(TEST_VENV)/.installed
-	$(TEST_VENV)/bin/python -m pytest -n 2 -q -p no:cacheprovider -m slow
+	$(TEST_VENV)/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider -m slow
 
 lint: $(TEST_VENV)/.installed
 	$(TEST_VENV)/bin/ruff check src tests examples

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..model import generative_model
@@ -46,11 +47,13 @@ def case_settings(case: SpmCase, gamma_fixed: bool | None = None) -> SpmSettings
     inference = base.inference._replace(
         **{k: float(getattr(m, k)) for k in ("tau", "erp") if getattr(m, k) is not None}
     )
+    # precisions as arrays, so that they are traced (not baked into the compiled
+    # trial): cases that differ only in alpha, beta, eta or zeta share one compilation
     return SpmSettings(
-        alpha=base.alpha if m.alpha is None else float(m.alpha),
-        beta=base.beta if m.beta is None else float(m.beta),
-        eta=base.eta if m.eta is None else float(m.eta),
-        zeta=base.zeta if m.zeta is None else float(m.zeta),
+        alpha=jnp.asarray(base.alpha if m.alpha is None else float(m.alpha)),
+        beta=jnp.asarray(base.beta if m.beta is None else float(m.beta)),
+        eta=jnp.asarray(base.eta if m.eta is None else float(m.eta)),
+        zeta=jnp.asarray(base.zeta if m.zeta is None else float(m.zeta)),
         inference=inference,
         precision=FixedPrecision() if fixed else GammaPrecision(),
     )

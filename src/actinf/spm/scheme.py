@@ -105,6 +105,12 @@ class SpmTrialResult(NamedTuple):
     Fe: jax.Array | None
 
 
+def _sample(p, r):
+    """Index of the first cumulative probability above ``r`` ~ U(0, 1): SPM's
+    ``find(rand < cumsum(p), 1)``."""
+    return jnp.minimum(jnp.sum(jnp.cumsum(p) <= r), p.shape[0] - 1)
+
+
 def _agent_arrays(model: GenerativeModel, T: int):
     """The agent's beliefs about the parameters, as ``spm_MDP_VB_X`` builds them."""
     A = tuple(normalise(a) for a in (model.likelihood_counts or model.likelihood))
@@ -214,7 +220,8 @@ def spm_trial(
         c = dict(c)
         tp = jnp.maximum(t - 1, 0)
         # generative process: sample what is not given -------------------
-        key, *ks = jax.random.split(c["key"], Nf + Ng + 2)
+        key, sub = jax.random.split(c["key"])
+        rand = jax.random.uniform(sub, (Nf + Ng + 1,), dtype)
         s_true, o, act = c["s"], c["o"], c["act"]
         for f in range(Nf):
             if T > 1:
@@ -222,11 +229,11 @@ def spm_trial(
                 ps = jnp.where(t == 0, proc_D[f], prev)
             else:
                 ps = proc_D[f]
-            draw = jax.random.categorical(ks[f], jnp.log(ps)).astype(s_true.dtype)
+            draw = _sample(ps, rand[f]).astype(s_true.dtype)
             s_true = s_true.at[f, t].set(jnp.where(s_true[f, t] >= 0, s_true[f, t], draw))
         for g in range(Ng):
             po = proc_A[g][(slice(None), *[s_true[f, t] for f in range(Nf)])]
-            draw = jax.random.categorical(ks[Nf + g], jnp.log(po)).astype(o.dtype)
+            draw = _sample(po, rand[Nf + g]).astype(o.dtype)
             o = o.at[g, t].set(jnp.where(o[g, t] >= 0, o[g, t], draw))
         L = 1.0
         for g, a in enumerate(A):
@@ -262,7 +269,7 @@ def spm_trial(
             tc = jnp.minimum(t, T - 2)
             Pu = action_probabilities(u[:, t], V[tc], Nu, settings.alpha)
             P = P.at[..., tc].set(jnp.where(t < T - 1, Pu, P[..., tc]))
-            draw = jax.random.categorical(ks[-1], jnp.log(Pu.reshape(-1)))
+            draw = _sample(Pu.reshape(-1), rand[-1])
             drawn = jnp.stack(jnp.unravel_index(draw, Nu)).astype(act.dtype)
             keep = (act[:, tc] >= 0) | (t >= T - 1)
             act = act.at[:, tc].set(jnp.where(keep, act[:, tc], drawn))
