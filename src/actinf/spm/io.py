@@ -387,8 +387,7 @@ def _check_B(B: Sequence[np.ndarray], key: str, w: _Where, elem: int) -> None:
             raise w.error(f"{name} has shape {_shape(b)} with an empty axis")
         if b.shape[0] != b.shape[1]:
             raise w.error(
-                f"{name} has shape {_shape(b)}: it is not square in its first two axes "
-                "([Ns, Ns, Nu])"
+                f"{name} has shape {_shape(b)}: it is not square in its first two axes ([Ns, Ns, Nu])"
             )
     _check_list(B, key, None, "factor", w, elem)
 
@@ -414,9 +413,7 @@ def _check_A(A: Sequence[np.ndarray], key: str, Ns: Sequence[int], w: _Where, el
     _check_list(A, key, None, "modality", w, elem)
 
 
-def _check_C(
-    C: Sequence[np.ndarray], key: str, No: Sequence[int], T: int, w: _Where, elem: int
-) -> None:
+def _check_C(C: Sequence[np.ndarray], key: str, No: Sequence[int], T: int, w: _Where, elem: int) -> None:
     _check_list(C, key, len(No), "modality", w, elem)
     for g, arr in enumerate(C):
         name = w.model(key, g, elem)
@@ -429,15 +426,12 @@ def _check_C(
             raise w.error(f"{name} has {arr.shape[1]} columns but T = {T} ({w.axis(1)})")
 
 
-def _check_vectors(
-    D: Sequence[np.ndarray], key: str, Ns: Sequence[int], w: _Where, elem: int
-) -> None:
+def _check_vectors(D: Sequence[np.ndarray], key: str, Ns: Sequence[int], w: _Where, elem: int) -> None:
     _check_list(D, key, len(Ns), "factor", w, elem)
     for f, arr in enumerate(D):
         if arr.ndim != 1 or arr.shape[0] != Ns[f]:
             raise w.error(
-                f"{w.model(key, f, elem)} has shape {_shape(arr)} but {w.ref('B', f)} has "
-                f"{Ns[f]} states"
+                f"{w.model(key, f, elem)} has shape {_shape(arr)} but {w.ref('B', f)} has {Ns[f]} states"
             )
 
 
@@ -469,9 +463,7 @@ def _check_same_shapes(
             )
 
 
-def _build_model(
-    raw: Mapping[str, Any], w: _Where, elem: int = 0, learning: bool = True
-) -> SpmModel:
+def _build_model(raw: Mapping[str, Any], w: _Where, elem: int = 0, learning: bool = True) -> SpmModel:
     """Validate raw model fields (arrays in SPM shapes, ``V`` in the file's index base;
     absent fields ``None``) and return the model with 0-based ``V``."""
     T = _to_int(_require(raw, "T", w, elem), w.model("T", elem=elem), w)
@@ -814,9 +806,7 @@ def _mat_model_raw(elem: Any, fields: Sequence[str], w: _Where, i: int, learning
             if raw.get(key) is not None:
                 raw[key] = [_restore(x, (x.shape[0], *Ns)) for x in raw[key]]
         if raw.get("b") is not None:
-            raw["b"] = [
-                _restore(x, B[f].shape) if f < len(B) else x for f, x in enumerate(raw["b"])
-            ]
+            raw["b"] = [_restore(x, B[f].shape) if f < len(B) else x for f, x in enumerate(raw["b"])]
         V = raw["V"]
         if V is not None and V.ndim <= 3:
             raw["V"] = _restore(V, (V.shape[0], V.shape[1] if V.ndim > 1 else 1, len(B)))
@@ -863,8 +853,7 @@ def _mat_outputs(elem: Any, fields: Sequence[str], model: SpmModel, w: _Where, i
                 arr = _restore(cell, shape)
                 if arr.shape != shape:
                     raise w.error(
-                        f"{w.trial(i, key, f)} has shape {_shape(arr)} but {list(shape)} "
-                        "was expected"
+                        f"{w.trial(i, key, f)} has shape {_shape(arr)} but {list(shape)} was expected"
                     )
                 arrays.append(_freeze(arr))
             outputs[key] = arrays
@@ -875,9 +864,7 @@ def _mat_outputs(elem: Any, fields: Sequence[str], model: SpmModel, w: _Where, i
         if key in expected:
             arr = _restore(arr, expected[key])
             if arr.shape != tuple(expected[key]):
-                raise w.error(
-                    f"{name} has shape {_shape(arr)} but {list(expected[key])} was expected"
-                )
+                raise w.error(f"{name} has shape {_shape(arr)} but {list(expected[key])} was expected")
         else:
             arr = arr.ravel(order="F")
         outputs[key] = _freeze(arr)
@@ -910,9 +897,7 @@ def _mat_options(raw: Mapping[str, Any], w: _Where) -> dict:
     return options
 
 
-def load_mat_case(
-    path: str | os.PathLike[str], options: Mapping[str, Any] | None = None
-) -> SpmCase:
+def load_mat_case(path: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> SpmCase:
     """Read a case from a MATLAB file holding SPM's structure array ``MDP(1:n)``.
 
     Reads the variable ``MDP`` (required; a 1-by-n structure array, one element per
@@ -941,8 +926,7 @@ def load_mat_case(
         names = sorted(k for k in data if not k.startswith("__"))
         found = ", ".join(names) if names else "none"
         raise w.error(
-            f"no MDP variable (the structure array MDP(1:n) given to spm_MDP_VB_X); "
-            f"variables found: {found}"
+            f"no MDP variable (the structure array MDP(1:n) given to spm_MDP_VB_X); variables found: {found}"
         )
     mdp = data["MDP"]
     if not isinstance(mdp, np.ndarray) or mdp.dtype.names is None:
@@ -952,8 +936,7 @@ def load_mat_case(
     if mdp.ndim != 2 or mdp.shape[0] != 1:
         dims = "x".join(str(n) for n in mdp.shape)
         raise w.error(
-            f"MDP is a {dims} structure array; only a 1xN sequence of trials of one "
-            "agent is supported"
+            f"MDP is a {dims} structure array; only a 1xN sequence of trials of one agent is supported"
         )
     fields = mdp.dtype.names
     elems = [mdp[0, i] for i in range(mdp.shape[1])]
@@ -985,9 +968,7 @@ def load_mat_case(
         s, o, u = _build_trial_indices(raw_t, model, w, i)
         outputs = _mat_outputs(elem, fields, model, w, i)
         trials.append(SpmTrial(s=s, o=o, u=u, outputs=outputs))
-    return SpmCase(
-        name=path.stem, source=path, model=model, trials=tuple(trials), options=case_options
-    )
+    return SpmCase(name=path.stem, source=path, model=model, trials=tuple(trials), options=case_options)
 
 
 # ------------------------------------------------------------------------- dispatch
@@ -1096,9 +1077,7 @@ def _outputs_to_json(outputs: Mapping[str, Any], t: int) -> dict:
     return doc
 
 
-def case_to_json(
-    case: SpmCase, outputs_per_trial: Sequence[Mapping[str, Any]] | None = None
-) -> dict:
+def case_to_json(case: SpmCase, outputs_per_trial: Sequence[Mapping[str, Any]] | None = None) -> dict:
     """Return ``case`` as a JSON-ready dict in the reference schema.
 
     Model fields are written in SPM order (``T, A, B, C, D, V, E, a, b, c, d, e``,
@@ -1114,9 +1093,7 @@ def case_to_json(
         outputs_per_trial = [trial.outputs for trial in case.trials]
     outputs_per_trial = list(outputs_per_trial)
     if len(outputs_per_trial) != len(case.trials):
-        raise ValueError(
-            f"{len(outputs_per_trial)} output dicts given for {len(case.trials)} trials"
-        )
+        raise ValueError(f"{len(outputs_per_trial)} output dicts given for {len(case.trials)} trials")
     options = dict(case.options)
     options["gamma_fixed"] = int(bool(options.get("gamma_fixed", False)))
     trials = []

@@ -26,12 +26,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..model import ModelError, generative_model
-from ..planning.policy import FixedPrecision, GammaPrecision
-from .scheme import SpmSettings, spm_sequence
+from .io import SCALAR_PARAMETERS
+from .scheme import spm_sequence, spm_settings
 
 _LISTS = ("A", "B", "C", "D", "a", "b", "c", "d")
 
@@ -77,19 +76,6 @@ def _model(mdp: Mapping):
     )
 
 
-def _settings(mdp: Mapping, options: Mapping) -> SpmSettings:
-    base = SpmSettings()
-    inference = base.inference._replace(**{k: float(mdp[k]) for k in ("tau", "erp") if k in mdp})
-    return SpmSettings(
-        alpha=jnp.asarray(float(mdp.get("alpha", base.alpha))),
-        beta=jnp.asarray(float(mdp.get("beta", base.beta))),
-        eta=jnp.asarray(float(mdp.get("eta", base.eta))),
-        zeta=jnp.asarray(float(mdp.get("zeta", base.zeta))),
-        inference=inference,
-        precision=FixedPrecision() if options.get("gamma", 0) else GammaPrecision(),
-    )
-
-
 def _indices(trial: Mapping, key: str, shape) -> np.ndarray:
     """1-based SPM indices (0 = unspecified) to 0-based (-1 = sample)."""
     if key not in trial or trial[key] is None:
@@ -120,7 +106,9 @@ def spm_MDP_VB_X(MDP, OPTIONS: Mapping | None = None, *, rng_key: jax.Array | No
     if not trials:
         raise ModelError("MDP is an empty structure array")
     model = _model(trials[0])
-    settings = _settings(trials[0], options)
+    settings = spm_settings(
+        {k: trials[0].get(k) for k in SCALAR_PARAMETERS}, gamma_fixed=bool(options.get("gamma", 0))
+    )
     F, G, T = model.num_factors, model.num_modalities, model.horizon
     results = spm_sequence(
         model,

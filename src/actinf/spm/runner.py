@@ -14,13 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..model import generative_model
-from ..planning.policy import FixedPrecision, GammaPrecision
-from .io import SpmCase
-from .scheme import SpmSettings, SpmTrialResult, spm_sequence
+from .io import SCALAR_PARAMETERS, SpmCase
+from .scheme import SpmSettings, SpmTrialResult, spm_sequence, spm_settings
 
 #: Outputs compared with an absolute tolerance (probabilities, precisions, counts).
 ABSOLUTE = ("X", "Q", "P", "R", "w", "a_post", "b_post", "d_post")
@@ -33,9 +31,18 @@ def case_model(case: SpmCase):
     """The :class:`~actinf.model.GenerativeModel` of a case, normalised as SPM does."""
     m = case.model
     return generative_model(
-        m.A, m.B, m.C, m.D, m.E, m.V,
-        likelihood_counts=m.a, transition_counts=m.b, preference_counts=m.c,
-        initial_counts=m.d, habit_counts=m.e, normalise_columns=True,
+        m.A,
+        m.B,
+        m.C,
+        m.D,
+        m.E,
+        m.V,
+        likelihood_counts=m.a,
+        transition_counts=m.b,
+        preference_counts=m.c,
+        initial_counts=m.d,
+        habit_counts=m.e,
+        normalise_columns=True,
     )
 
 
@@ -43,20 +50,7 @@ def case_settings(case: SpmCase, gamma_fixed: bool | None = None) -> SpmSettings
     """SPM's settings for a case: its ``alpha``, ``beta``, ``eta``, ... or SPM's defaults."""
     m = case.model
     fixed = case.options.get("gamma_fixed", False) if gamma_fixed is None else gamma_fixed
-    base = SpmSettings()
-    inference = base.inference._replace(
-        **{k: float(getattr(m, k)) for k in ("tau", "erp") if getattr(m, k) is not None}
-    )
-    # precisions as arrays, so that they are traced (not baked into the compiled
-    # trial): cases that differ only in alpha, beta, eta or zeta share one compilation
-    return SpmSettings(
-        alpha=jnp.asarray(base.alpha if m.alpha is None else float(m.alpha)),
-        beta=jnp.asarray(base.beta if m.beta is None else float(m.beta)),
-        eta=jnp.asarray(base.eta if m.eta is None else float(m.eta)),
-        zeta=jnp.asarray(base.zeta if m.zeta is None else float(m.zeta)),
-        inference=inference,
-        precision=FixedPrecision() if fixed else GammaPrecision(),
-    )
+    return spm_settings({k: getattr(m, k) for k in SCALAR_PARAMETERS}, gamma_fixed=bool(fixed))
 
 
 def result_outputs(result: SpmTrialResult, case: SpmCase) -> dict:

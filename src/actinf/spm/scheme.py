@@ -30,6 +30,7 @@ trace time, as the horizon is small and static).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import equinox as eqx
@@ -49,6 +50,7 @@ from ..maths import (
 from ..model import GenerativeModel
 from ..planning.efe import SPM_TERMS, expected_free_energy, outcome_model
 from ..planning.policy import (
+    FixedPrecision,
     GammaPrecision,
     action_probabilities,
     occam_window,
@@ -79,6 +81,28 @@ class SpmSettings(NamedTuple):
     terms: tuple = SPM_TERMS
 
 
+def spm_settings(fields: Mapping[str, object] | None = None, gamma_fixed: bool = False) -> SpmSettings:
+    """Settings from SPM's ``MDP`` fields and ``OPTIONS.gamma``.
+
+    Args:
+      fields: any of ``alpha``, ``beta``, ``eta``, ``zeta``, ``tau``, ``erp``;
+        absent or None: SPM's default.
+      gamma_fixed: SPM's ``OPTIONS.gamma = 1`` (policy precision held at 1/beta).
+
+    The precisions are returned as arrays, so that they are traced rather than
+    compiled into the trial function: problems that differ only in ``alpha``,
+    ``beta``, ``eta`` or ``zeta`` share one compilation.
+    """
+    fields = {k: v for k, v in (fields or {}).items() if v is not None}
+    base = SpmSettings()
+    inference = base.inference._replace(**{k: float(fields[k]) for k in ("tau", "erp") if k in fields})
+    return SpmSettings(
+        **{k: jnp.asarray(float(fields.get(k, getattr(base, k)))) for k in ("alpha", "beta", "eta", "zeta")},
+        inference=inference,
+        precision=FixedPrecision() if gamma_fixed else GammaPrecision(),
+    )
+
+
 class SpmTrialResult(NamedTuple):
     """SPM's outputs of one trial, with SPM's names and axis orders (0-based indices).
 
@@ -103,6 +127,15 @@ class SpmTrialResult(NamedTuple):
     Fc: jax.Array | None
     Fd: jax.Array | None
     Fe: jax.Array | None
+
+
+def _policy_transitions(sB, rB, V):
+    """Per factor, ``[Np, T-1, Ns, Ns]`` forward and backward transition matrices of every policy."""
+
+    def pick(mats, f):
+        return jnp.moveaxis(mats[f][:, :, V[:, :, f]], (2, 3), (1, 0))
+
+    return tuple(pick(sB, f) for f in range(len(sB))), tuple(pick(rB, f) for f in range(len(rB)))
 
 
 def _sample(p, r):
@@ -179,8 +212,7 @@ def spm_trial(
     mmp = settings.inference
 
     # per-policy transition matrices [Np, S-1, Ns, Ns]
-    fwd = tuple(jnp.moveaxis(sB[f][:, :, V[:, :, f]], (2, 3), (1, 0)) for f in range(Nf))
-    bwd = tuple(jnp.moveaxis(rB[f][:, :, V[:, :, f]], (2, 3), (1, 0)) for f in range(Nf))
+    fwd, bwd = _policy_transitions(sB, rB, V)
 
     Ng = model.num_modalities
     full = lambda n, m: jnp.full((n, m), -1, jnp.int32)  # noqa: E731
@@ -418,8 +450,8 @@ def spm_hmm(model: GenerativeModel, outcome_likelihoods, settings: SpmSettings =
     A, _, _, D, _, _, _, _ = _agent_arrays(model, T)
     sB = tuple(normalise(b) for b in model.transition)
     rB = tuple(normalise(jnp.swapaxes(b, 0, 1)) for b in model.transition)
-    fwd = tuple(sB[f][:, :, jnp.zeros((T - 1,), jnp.int32)].transpose(2, 0, 1) for f in range(Nf))
-    bwd = tuple(rB[f][:, :, jnp.zeros((T - 1,), jnp.int32)].transpose(2, 0, 1) for f in range(Nf))
+    fwd, bwd = _policy_transitions(sB, rB, policies)
+    fwd, bwd = tuple(x[0] for x in fwd), tuple(x[0] for x in bwd)
     Ls = []
     for t in range(T):
         L = 1.0
