@@ -24,8 +24,10 @@ At the end of the trial the Dirichlet counts are learned
 (:mod:`actinf.learning`).
 
 Everything is written for one agent and one trial; the functions are pure and
-``jax.jit``/``jax.vmap``/``jax.grad`` compatible (the time loop is unrolled at
-trace time, as the horizon is small and static).
+``jax.jit``/``jax.vmap``/``jax.grad`` compatible. Time steps, message-passing
+sweeps and the precision iterations are ``lax.scan`` loops, so the compiled
+size does not grow with the horizon; factors and modalities (whose arrays
+differ in shape) are unrolled at trace time.
 """
 
 from __future__ import annotations
