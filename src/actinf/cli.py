@@ -14,6 +14,7 @@ inside the command functions.
 """
 
 import dataclasses
+import itertools
 import math
 import os
 import sys
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+_CASES_RUN = itertools.count()
 
 __all__ = ["app", "main", "spm_app"]
 
@@ -281,7 +284,11 @@ def _run_one(path: Path, opts: _RunSettings) -> bool:
         opts.lines.error(f"{path}: {exc}")
         return fail("invalid model (see error)")
     finally:
-        jax.clear_caches()  # compiled code otherwise accumulates over many cases
+        # compiled code accumulates over many cases (each executable maps memory):
+        # free it now and then, not after every case, which would also throw away
+        # the small kernels every case reuses
+        if next(_CASES_RUN) % 16 == 15:
+            jax.clear_caches()
 
     # Write the case as run: its options, the trials' s, o, u as used, every output.
     import numpy as np
