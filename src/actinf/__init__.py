@@ -11,8 +11,12 @@ The public surface:
   :mod:`actinf.learning`: the mathematical pieces, for researchers.
 """
 
-from .model import GenerativeModel, ModelError, generative_model
-from .spm.scheme import SpmSettings, SpmTrialResult, spm_sequence, spm_trial
+from . import _xla
+
+_xla.configure()  # before JAX starts its backend; see actinf/_xla.py
+
+from .model import GenerativeModel, ModelError, generative_model  # noqa: E402
+from .spm.scheme import SpmSettings, SpmTrialResult, spm_sequence, spm_trial  # noqa: E402
 
 __all__ = [
     "GenerativeModel",
