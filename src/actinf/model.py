@@ -158,9 +158,10 @@ def generative_model(
     """Build and validate a :class:`GenerativeModel`, filling SPM's defaults.
 
     Defaults: no preferences (zeros), uniform initial prior, uniform habits, and,
-    when ``policies`` is omitted, every one-step action combination (SPM's
-    ``U``), which needs ``horizon`` = 2 or more... see below. A preference of
-    shape ``[No_g]`` is repeated over the ``T`` time steps.
+    when ``policies`` is omitted, one policy per combination of actions over the
+    factors, each repeating its action at every one of the ``horizon - 1`` moves
+    (``horizon`` defaults to 2: one move). A preference of shape ``[No_g]`` is
+    repeated over the ``T`` time steps.
 
     Args:
       likelihood: ``A[g]``, shape ``[No_g, Ns_1, ..., Ns_F]``.
