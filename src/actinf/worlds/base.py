@@ -1,0 +1,150 @@
+"""The world protocol: a generative process as a pair of pure functions.
+
+A *world* is the environment an active inference agent acts in: SPM's
+*generative process*, as opposed to the agent's *generative model*. It is a
+typed record (an :class:`equinox.Module`) with
+
+* ``reset(rng_key) -> (state, observation)``: the first time step of a trial;
+* ``step(rng_key, state, action) -> (state, observation)``: one move;
+* ``next_trial(rng_key, state) -> (state, observation)``: the first time step of
+  the next trial (worlds whose trials depend on history, such as reversal
+  learning, keep a trial counter in the state);
+* ``model``: the :class:`~actinf.GenerativeModel` an agent would use for it;
+* ``labels``: the :class:`~actinf.models.tmaze.ModelLabels` of that model.
+
+An ``observation`` is an int array ``[G]`` (one outcome per modality of
+``model``), an ``action`` an int array ``[F]`` (one control per factor). The
+state is a :class:`WorldState`. Nothing mutates: every call returns a new state.
+
+The categorical worlds (:class:`CategoricalWorld`) sample from their own
+probability arrays, the *process* (itself a validated
+:class:`~actinf.GenerativeModel`; only ``A``, ``B`` and ``D`` are used)::
+
+    s_f(0) ~ D_f                        (reset)
+    s_f(t+1) ~ B_f[:, s_f(t), u_f(t)]    (step)
+    o_g(t) ~ A_g[:, s_1(t), ..., s_F(t)]
+
+The process may differ from the agent's model: the agent may hold Dirichlet
+counts to learn, or start with wrong beliefs. Everything is written for one
+world; many independent worlds are ``jax.vmap`` over rng keys::
+
+    keys = jax.random.split(jax.random.key(0), 100)
+    states, observations = jax.vmap(world.reset)(keys)   # observations [100, G]
+
+Actions are not checked under ``jit`` (an out-of-range control is clipped to
+the last one by JAX's indexing): give controls in ``range(model.num_controls[f])``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..model import GenerativeModel
+from ..models.tmaze import ModelLabels
+
+__all__ = ["CategoricalWorld", "World", "WorldState", "sample_outcomes", "sample_states"]
+
+
+class WorldState(NamedTuple):
+    """The hidden state of a world.
+
+    Attributes:
+      states: int ``[F]``, the true hidden state of each factor.
+      time: int scalar, the time step within the trial (0 after a reset).
+      trial: int scalar, the trial number (0 after :meth:`World.reset`, then
+        incremented by :meth:`World.next_trial`).
+    """
+
+    states: jax.Array
+    time: jax.Array
+    trial: jax.Array
+
+
+class World(eqx.Module):
+    """The protocol every world follows (see the module docstring)."""
+
+    model: eqx.AbstractVar[GenerativeModel]
+    labels: eqx.AbstractVar[ModelLabels]
+
+    @abc.abstractmethod
+    def reset(self, rng_key: jax.Array) -> tuple[WorldState, jax.Array]:
+        """Start the first trial: ``(state, observation [G])``."""
+
+    @abc.abstractmethod
+    def step(self, rng_key: jax.Array, state: WorldState, action: jax.Array) -> tuple[WorldState, jax.Array]:
+        """Apply ``action`` (int ``[F]``): ``(next state, observation [G])``."""
+
+    def next_trial(self, rng_key: jax.Array, state: WorldState) -> tuple[WorldState, jax.Array]:
+        """Start the trial after ``state``'s: a reset that increments the trial counter."""
+        new, observation = self.reset(rng_key)
+        return new._replace(trial=state.trial + 1), observation
+
+
+def _categorical(rng_key: jax.Array, p: jax.Array) -> jax.Array:
+    """One draw from the categorical distribution ``p`` (``[N]``, sums to one)."""
+    return jax.random.categorical(rng_key, jnp.log(p)).astype(jnp.int32)
+
+
+def sample_outcomes(rng_key: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
+    """``o_g ~ A_g[:, s_1, ..., s_F]`` for every modality: int ``[G]``."""
+    keys = jax.random.split(rng_key, len(likelihood))
+    index = tuple(states[f] for f in range(states.shape[0]))
+    return jnp.stack(
+        [_categorical(k, a[(slice(None), *index)]) for k, a in zip(keys, likelihood, strict=True)]
+    )
+
+
+def sample_states(rng_key: jax.Array, transition: tuple, states: jax.Array, action: jax.Array) -> jax.Array:
+    """``s_f' ~ B_f[:, s_f, u_f]`` for every factor: int ``[F]``."""
+    keys = jax.random.split(rng_key, len(transition))
+    return jnp.stack(
+        [
+            _categorical(k, b[:, states[f], action[f]])
+            for f, (k, b) in enumerate(zip(keys, transition, strict=True))
+        ]
+    )
+
+
+class CategoricalWorld(World):
+    """A world that samples its states and outcomes from probability arrays.
+
+    Attributes:
+      process: the generative process; its ``likelihood`` (A), ``transition``
+        (B) and ``initial`` (D) are sampled (its preferences and policies are unused).
+      model: the agent's generative model (same factors, states, controls and outcomes).
+      labels: names of the factors, states, modalities, outcomes and actions.
+    """
+
+    process: GenerativeModel
+    model: GenerativeModel
+    labels: ModelLabels = eqx.field(static=True)
+
+    def __check_init__(self):
+        p, m = self.process, self.model
+        for what in ("num_states", "num_controls", "num_outcomes"):
+            if getattr(p, what) != getattr(m, what):
+                raise ValueError(
+                    f"process and model disagree on {what}: {getattr(p, what)} and {getattr(m, what)}"
+                )
+
+    def reset(self, rng_key: jax.Array) -> tuple[WorldState, jax.Array]:
+        """``s_f ~ D_f``, ``o_g ~ A_g[:, s]``, at time 0 of trial 0."""
+        key_s, key_o = jax.random.split(rng_key)
+        keys = jax.random.split(key_s, len(self.process.initial))
+        states = jnp.stack([_categorical(k, d) for k, d in zip(keys, self.process.initial, strict=True)])
+        observation = sample_outcomes(key_o, self.process.likelihood, states)
+        zero = jnp.zeros((), jnp.int32)
+        return WorldState(states, zero, zero), observation
+
+    def step(self, rng_key: jax.Array, state: WorldState, action: jax.Array) -> tuple[WorldState, jax.Array]:
+        """``s_f' ~ B_f[:, s_f, u_f]``, ``o_g ~ A_g[:, s']``; the time advances by one."""
+        key_s, key_o = jax.random.split(rng_key)
+        action = jnp.asarray(action, jnp.int32)
+        states = sample_states(key_s, self.process.transition, state.states, action)
+        observation = sample_outcomes(key_o, self.process.likelihood, states)
+        return WorldState(states, state.time + 1, state.trial), observation
