@@ -38,6 +38,7 @@ the last one by JAX's indexing): give controls in ``range(model.num_controls[f])
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import NamedTuple
 
 import equinox as eqx
@@ -47,7 +48,32 @@ import jax.numpy as jnp
 from ..model import GenerativeModel
 from ..models.tmaze import ModelLabels
 
-__all__ = ["CategoricalWorld", "World", "WorldState", "sample_outcomes", "sample_states"]
+__all__ = [
+    "CategoricalWorld",
+    "World",
+    "WorldState",
+    "check_probability",
+    "process_of",
+    "sample_outcomes",
+    "sample_states",
+]
+
+
+def check_probability(name: str, value: float) -> float:
+    """``value`` as a float, or a ``ValueError`` naming ``name`` if it is outside [0, 1]."""
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    return v
+
+
+def process_of(model: GenerativeModel, initial: tuple | None = None) -> GenerativeModel:
+    """The generative process behind an agent's ``model``: its probability arrays,
+    without the counts the agent learns, optionally with another initial prior ``D``."""
+    changes = {"initial_counts": None}
+    if initial is not None:
+        changes["initial"] = tuple(jnp.asarray(d) for d in initial)
+    return dataclasses.replace(model, **changes)
 
 
 class WorldState(NamedTuple):

@@ -32,7 +32,6 @@ across trials is the alternative that expects reversals; this model learns ``d``
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -42,7 +41,7 @@ import numpy as np
 
 from ..model import GenerativeModel, generative_model
 from ..models.tmaze import ModelLabels
-from .base import World, WorldState, sample_outcomes
+from .base import World, WorldState, check_probability, process_of, sample_outcomes
 
 __all__ = ["REVERSAL_LABELS", "ReversalWorld", "reversal_model"]
 
@@ -74,9 +73,7 @@ def reversal_model(
       loss_aversion: minus the log preference for a loss (1).
       context_counts: initial counts ``d`` of the context prior, learned (1, 1).
     """
-    p = float(reward_probability)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"reward_probability must lie in [0, 1], got {reward_probability}")
+    p = check_probability("reward_probability", reward_probability)
     d = np.asarray(context_counts, dtype=float)
     if d.shape != (2,):
         raise ValueError(f"context_counts must have 2 entries, got shape {list(d.shape)}")
@@ -148,7 +145,7 @@ class ReversalWorld(World):
             loss_aversion=loss_aversion,
             context_counts=context_counts,
         )
-        self.process = dataclasses.replace(model, initial_counts=None)
+        self.process = process_of(model)
         self.model = model
         self.labels = REVERSAL_LABELS
         self.switch_trial = int(switch_trial)

@@ -13,13 +13,12 @@ initial state: the rat always starts at the centre, and the context is
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import jax.numpy as jnp
 
 from ..models.tmaze import CENTRE, TMAZE_LABELS, tmaze_model
-from .base import CategoricalWorld
+from .base import CategoricalWorld, check_probability, process_of
 
 __all__ = ["TmazeWorld"]
 
@@ -50,9 +49,7 @@ class TmazeWorld(CategoricalWorld):
         context_counts: Sequence[float] = (2.0, 2.0),
         context_probability: float = 0.5,
     ):
-        p = float(context_probability)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"context_probability must lie in [0, 1], got {context_probability}")
+        p = check_probability("context_probability", context_probability)
         model = tmaze_model(
             reward_probability=reward_probability,
             reward_preference=reward_preference,
@@ -60,8 +57,6 @@ class TmazeWorld(CategoricalWorld):
             context_counts=context_counts,
         )
         start = jnp.zeros((4,)).at[CENTRE].set(1.0)
-        self.process = dataclasses.replace(
-            model, initial=(start, jnp.asarray([p, 1.0 - p])), initial_counts=None
-        )
+        self.process = process_of(model, initial=(start, [p, 1.0 - p]))
         self.model = model
         self.labels = TMAZE_LABELS
