@@ -30,6 +30,7 @@ import numpy as np
 
 from ..model import ModelError, generative_model
 from .io import SCALAR_PARAMETERS
+from .runner import result_outputs
 from .scheme import spm_sequence, spm_settings
 
 _LISTS = ("A", "B", "C", "D", "a", "b", "c", "d")
@@ -121,32 +122,8 @@ def spm_MDP_VB_X(MDP, OPTIONS: Mapping | None = None, *, rng_key: jax.Array | No
     out = []
     for tr, res in zip(trials, results, strict=True):
         d = dict(tr)
-        d.update(
-            T=T,
-            s=np.asarray(res.s) + 1,
-            o=np.asarray(res.o) + 1,
-            u=np.asarray(res.u) + 1,
-            X=[np.asarray(x) for x in res.X],
-            Q=[np.asarray(q) for q in res.Q],
-            P=np.asarray(res.P),
-            R=np.asarray(res.R),
-            F=np.asarray(res.F),
-            G=np.asarray(res.G),
-            H=np.asarray(res.H),
-            w=np.asarray(res.w),
-        )
-        learned = res.model
-        for key, counts, fe in (
-            ("a", learned.likelihood_counts, res.Fa),
-            ("b", learned.transition_counts, res.Fb),
-            ("c", learned.preference_counts, res.Fc),
-            ("d", learned.initial_counts, res.Fd),
-        ):
-            if counts is not None:
-                d[key] = [np.asarray(x) for x in counts]
-                d["F" + key] = np.asarray(fe)
-        if learned.habit_counts is not None:
-            d["e"] = np.asarray(learned.habit_counts)
-            d["Fe"] = np.asarray(res.Fe)
+        d.update(T=T, s=np.asarray(res.s) + 1, o=np.asarray(res.o) + 1, u=np.asarray(res.u) + 1)
+        # SPM returns the learned counts under their own names (a, b, ...), not a_post
+        d.update({k.removesuffix("_post"): v for k, v in result_outputs(res).items()})
         out.append(d)
     return out[0] if single else out

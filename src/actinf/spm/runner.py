@@ -53,28 +53,29 @@ def case_settings(case: SpmCase, gamma_fixed: bool | None = None) -> SpmSettings
     return spm_settings({k: getattr(m, k) for k in SCALAR_PARAMETERS}, gamma_fixed=bool(fixed))
 
 
-def result_outputs(result: SpmTrialResult, case: SpmCase) -> dict:
-    """SPM's outputs of one trial as NumPy arrays, keyed as in the reference schema."""
-    out = {
-        "X": [np.asarray(x) for x in result.X],
-        "Q": [np.asarray(q) for q in result.Q],
-        "P": np.asarray(result.P),
-        "R": np.asarray(result.R),
-        "F": np.asarray(result.F),
-        "G": np.asarray(result.G),
-        "H": np.asarray(result.H),
-        "w": np.asarray(result.w),
-    }
+def result_outputs(result: SpmTrialResult) -> dict:
+    """SPM's outputs of one trial as NumPy arrays, keyed as in the reference schema.
+
+    The learned counts (``a_post``, ``b_post``, ``c_post``, ``d_post``, ``e_post``)
+    and their free energies (``Fa`` ... ``Fe``) are included for the counts the
+    model has.
+    """
+    out = {name: np.asarray(getattr(result, name)) for name in ("P", "R", "F", "G", "H", "w")}
+    out["X"] = [np.asarray(x) for x in result.X]
+    out["Q"] = [np.asarray(q) for q in result.Q]
     m = result.model
-    if case.model.a is not None:
-        out["a_post"] = [np.asarray(a) for a in m.likelihood_counts]
-        out["Fa"] = np.asarray(result.Fa)
-    if case.model.b is not None:
-        out["b_post"] = [np.asarray(b) for b in m.transition_counts]
-        out["Fb"] = np.asarray(result.Fb)
-    if case.model.d is not None:
-        out["d_post"] = [np.asarray(d) for d in m.initial_counts]
-        out["Fd"] = np.asarray(result.Fd)
+    learned = (
+        ("a", m.likelihood_counts, result.Fa),
+        ("b", m.transition_counts, result.Fb),
+        ("c", m.preference_counts, result.Fc),
+        ("d", m.initial_counts, result.Fd),
+        ("e", m.habit_counts, result.Fe),
+    )
+    for key, counts, free_energy in learned:
+        if counts is None:
+            continue
+        out[f"{key}_post"] = np.asarray(counts) if key == "e" else [np.asarray(x) for x in counts]
+        out[f"F{key}"] = np.asarray(free_energy)
     return out
 
 
@@ -109,7 +110,7 @@ def run_case(
     )
     outputs = []
     for res in results:
-        out = result_outputs(res, case)
+        out = result_outputs(res)
         out["s"], out["o"], out["u"] = np.asarray(res.s), np.asarray(res.o), np.asarray(res.u)
         outputs.append(out)
     return outputs
