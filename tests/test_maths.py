@@ -338,3 +338,10 @@ def test_jit_and_vmap_agree_with_eager(name):
     eager = fn(x)
     close(jax.jit(fn)(x), eager)
     close(jax.vmap(fn, in_axes=2, out_axes=-1)(x), eager)
+
+
+@pytest.mark.parametrize(("u", "expected"), [(0.0, 0), (0.19, 0), (0.2, 1), (0.69, 1), (0.7, 2), (0.999, 2)])
+def test_inverse_cdf_is_spms_first_cumulative_above_u(u, expected):
+    from actinf.maths import inverse_cdf
+
+    assert int(inverse_cdf(jnp.array([0.2, 0.5, 0.3]), u)) == expected

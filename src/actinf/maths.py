@@ -148,3 +148,12 @@ def categorical_kl(q, p, axis: int = 0):
     safe_q = jnp.where(q > 0, q, 1.0)
     safe_p = jnp.where(q > 0, p, 1.0)
     return jnp.sum(jnp.where(q > 0, q * (jnp.log(safe_q) - jnp.log(safe_p)), 0.0), axis=axis)
+
+
+def inverse_cdf(p, u):
+    """The category drawn by a uniform ``u`` in [0, 1) from probabilities ``p`` ``[N]``.
+
+    The index of the first cumulative probability above ``u``: SPM's
+    ``find(rand < cumsum(p), 1)``, clamped to ``N - 1`` against rounding.
+    """
+    return jnp.minimum(jnp.sum(jnp.cumsum(p) <= u), p.shape[0] - 1)

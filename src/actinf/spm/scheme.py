@@ -44,6 +44,7 @@ from ..inference.mmp import MarginalMessagePassing
 from ..maths import (
     contract,
     dirichlet_expected_log,
+    inverse_cdf,
     log_stable,
     normalise,
     novelty_weights,
@@ -138,12 +139,6 @@ def _policy_transitions(sB, rB, V):
         return jnp.moveaxis(mats[f][:, :, V[:, :, f]], (2, 3), (1, 0))
 
     return tuple(pick(sB, f) for f in range(len(sB))), tuple(pick(rB, f) for f in range(len(rB)))
-
-
-def _sample(p, r):
-    """Index of the first cumulative probability above ``r`` ~ U(0, 1): SPM's
-    ``find(rand < cumsum(p), 1)``."""
-    return jnp.minimum(jnp.sum(jnp.cumsum(p) <= r), p.shape[0] - 1)
 
 
 def _agent_arrays(model: GenerativeModel, T: int):
@@ -263,11 +258,11 @@ def spm_trial(
                 ps = jnp.where(t == 0, proc_D[f], prev)
             else:
                 ps = proc_D[f]
-            draw = _sample(ps, rand[f]).astype(s_true.dtype)
+            draw = inverse_cdf(ps, rand[f]).astype(s_true.dtype)
             s_true = s_true.at[f, t].set(jnp.where(s_true[f, t] >= 0, s_true[f, t], draw))
         for g in range(Ng):
             po = proc_A[g][(slice(None), *[s_true[f, t] for f in range(Nf)])]
-            draw = _sample(po, rand[Nf + g]).astype(o.dtype)
+            draw = inverse_cdf(po, rand[Nf + g]).astype(o.dtype)
             o = o.at[g, t].set(jnp.where(o[g, t] >= 0, o[g, t], draw))
         L = 1.0
         for g, a in enumerate(A):
@@ -303,7 +298,7 @@ def spm_trial(
             tc = jnp.minimum(t, T - 2)
             Pu = action_probabilities(u[:, t], V[tc], Nu, settings.alpha)
             P = P.at[..., tc].set(jnp.where(t < T - 1, Pu, P[..., tc]))
-            draw = _sample(Pu.reshape(-1), rand[-1])
+            draw = inverse_cdf(Pu.reshape(-1), rand[-1])
             drawn = jnp.stack(jnp.unravel_index(draw, Nu)).astype(act.dtype)
             keep = (act[:, tc] >= 0) | (t >= T - 1)
             act = act.at[:, tc].set(jnp.where(keep, act[:, tc], drawn))

@@ -45,6 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..maths import inverse_cdf
 from ..model import GenerativeModel
 from ..models.tmaze import ModelLabels
 
@@ -112,8 +113,8 @@ class World(eqx.Module):
 
 
 def _categorical(rng_key: jax.Array, p: jax.Array) -> jax.Array:
-    """One draw from the categorical distribution ``p`` (``[N]``, sums to one)."""
-    return jax.random.categorical(rng_key, jnp.log(p)).astype(jnp.int32)
+    """One draw from the categorical distribution ``p`` (``[N]``, sums to one), as SPM draws."""
+    return inverse_cdf(p, jax.random.uniform(rng_key, dtype=p.dtype)).astype(jnp.int32)
 
 
 def sample_outcomes(rng_key: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
