@@ -20,10 +20,14 @@ The negative free energy of the learned parameters is
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from .maths import dirichlet_kl, outer
+from .model import GenerativeModel
+
+_COUNTS = ("likelihood_counts", "transition_counts", "preference_counts", "initial_counts", "habit_counts")
 
 
 def likelihood_update(counts, outcomes, states, eta):
@@ -76,3 +80,84 @@ def habit_update(counts, final_policy_posterior, eta):
 def parameter_free_energy(posterior_counts, prior_counts):
     """Negative free energy of learned counts: :math:`-KL[\\mathrm{Dir}(q)\\|\\mathrm{Dir}(p)]`."""
     return -dirichlet_kl(posterior_counts, prior_counts)
+
+
+def _with_counts(model: GenerativeModel, counts: tuple) -> GenerativeModel:
+    """``model`` with its five count fields (a, b, c, d, e) replaced."""
+    return eqx.tree_at(
+        lambda m: tuple(getattr(m, name) for name in _COUNTS), model, counts, is_leaf=lambda z: z is None
+    )
+
+
+def learn_counts(model: GenerativeModel, outcomes, X, x, u, eta):
+    """Learn every Dirichlet count of ``model`` from one trial (the updates above).
+
+    Args:
+      outcomes: per modality ``[T, No_g]`` outcome probabilities (one-hot if observed).
+      X: per factor ``[Ns_f, T]`` Bayesian-model-averaged state beliefs.
+      x: per factor ``[Np, T, Ns_f]`` state beliefs under each policy.
+      u: ``[Np, T]`` policy posterior at each time.
+      eta: learning rate.
+
+    Returns:
+      ``(model, (Fa, Fb, Fc, Fd, Fe))``: the model with the learned counts and the
+      negative free energies of the learned parameters (None where not learned).
+    """
+    V = model.policies
+    eta = jnp.asarray(eta, X[0].dtype)
+    T = X[0].shape[1]
+    Xt = [xf.T for xf in X]  # [T, Ns]
+
+    def free_energies(post, prior):
+        pairs = zip(post, prior, strict=True)
+        return jnp.stack([parameter_free_energy(q, p) for q, p in pairs])
+
+    new = dict(a=None, b=None, c=None, d=None, e=None)
+    fe = dict(a=None, b=None, c=None, d=None, e=None)
+    if model.likelihood_counts is not None:
+        prior = model.likelihood_counts
+        new["a"] = tuple(likelihood_update(a, outcomes[g], Xt, eta) for g, a in enumerate(prior))
+        fe["a"] = free_energies(new["a"], prior)
+    if model.transition_counts is not None:
+        prior = model.transition_counts
+        new["b"] = tuple(transition_update(b, x[f], u, V[:, :, f], eta) for f, b in enumerate(prior))
+        fe["b"] = free_energies(new["b"], prior)
+    if model.preference_counts is not None:
+        prior = model.preference_counts
+        new["c"] = tuple(preference_update(c, outcomes[g], eta) for g, c in enumerate(prior))
+        fe["c"] = free_energies(new["c"], prior)
+    if model.initial_counts is not None:
+        prior = model.initial_counts
+        new["d"] = tuple(initial_update(d, X[f][:, 0]) for f, d in enumerate(prior))
+        fe["d"] = free_energies(new["d"], prior)
+    if model.habit_counts is not None:
+        new["e"] = habit_update(model.habit_counts, u[:, T - 1], eta)
+        fe["e"] = parameter_free_energy(new["e"], model.habit_counts)
+    learned = _with_counts(model, tuple(new[k] for k in "abcde"))
+    return learned, tuple(fe[k] for k in "abcde")
+
+
+def forget(learned: GenerativeModel, previous: GenerativeModel, prior: GenerativeModel, forgetting):
+    """Let the counts gathered before this trial decay toward the first prior.
+
+    :math:`a' = a_{\\text{learned}} - \\phi\\,(a_{\\text{previous}} - a_0)`, i.e.
+    :math:`a' = a_0 + (1-\\phi)(a_{\\text{previous}} - a_0) + \\eta\\Delta a`.
+
+    Args:
+      learned: the model after :func:`learn_counts` on this trial.
+      previous: the model before this trial.
+      prior: the model the agent started with (its counts are :math:`a_0`).
+      forgetting: :math:`\\phi` in [0, 1].
+    """
+
+    def decay(new, old, first):
+        if new is None:
+            return None
+        if isinstance(new, tuple):
+            return tuple(n - forgetting * (o - f) for n, o, f in zip(new, old, first, strict=True))
+        return new - forgetting * (old - first)
+
+    return _with_counts(
+        learned,
+        tuple(decay(getattr(learned, n), getattr(previous, n), getattr(prior, n)) for n in _COUNTS),
+    )

@@ -62,6 +62,34 @@ class MarginalMessagePassing(NamedTuple):
         """Soften every belief before a new time step (SPM's ``erp`` reset)."""
         return tuple(softmax(log_stable(x) / self.erp, axis=-1) for x in beliefs)
 
+    def infer(self, beliefs, log_initial, forward, backward, transitions, likelihoods, t, actions, mask):
+        """Beliefs of every policy after the outcome at time ``t`` (SPM's step ``t``).
+
+        Softens every belief (``erp``), then runs :meth:`__call__` under each
+        policy; policies outside ``mask`` keep their softened beliefs.
+
+        Args:
+          beliefs: per factor ``[Np, S, Ns_f]``.
+          log_initial: per factor ``ln D_f`` ``[Ns_f]``.
+          forward, backward: per factor ``[Np, S-1, Ns_f, Ns_f]``, each policy's
+            transition matrices and their normalised transposes.
+          transitions: unused (the policies' own transitions are used).
+          likelihoods: ``[S, Ns_1, ..., Ns_F]``.
+          t: the current time (may be traced).
+          actions: unused (SPM infers under each policy, whatever was done).
+          mask: bool ``[Np]``, the policies inside the Occam window.
+
+        Returns:
+          ``(beliefs, neg_free_energy [Np])`` (zero outside ``mask``).
+        """
+        del transitions, actions
+        x = self.reset(beliefs)
+        new, free = jax.vmap(lambda xk, fk, bk: self(xk, log_initial, fk, bk, likelihoods, t))(
+            x, forward, backward
+        )
+        x = tuple(jnp.where(mask[:, None, None], nx, ox) for nx, ox in zip(new, x, strict=True))
+        return x, jnp.where(mask, free, 0.0)
+
     def __call__(self, beliefs, log_initial, forward, backward, likelihoods, t: int):
         """Update one policy's beliefs at time ``t``.
 

@@ -32,6 +32,7 @@ differ in shape) are unrolled at trace time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -39,26 +40,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .. import learning
+from ..agent import Agent, Learning, Sampled, agent_arrays
 from ..inference.mmp import MarginalMessagePassing
-from ..maths import (
-    contract,
-    dirichlet_expected_log,
-    inverse_cdf,
-    log_stable,
-    normalise,
-    novelty_weights,
-    softmax,
-)
+from ..learning import learn_counts
+from ..maths import contract, inverse_cdf, normalise
 from ..model import GenerativeModel
-from ..planning.efe import SPM_TERMS, expected_free_energy, outcome_model
-from ..planning.policy import (
-    FixedPrecision,
-    GammaPrecision,
-    action_probabilities,
-    occam_window,
-    policy_entropy_term,
-)
+from ..planning.efe import SPM_TERMS
+from ..planning.policy import FixedPrecision, GammaPrecision
 
 
 class SpmSettings(NamedTuple):
@@ -132,35 +120,18 @@ class SpmTrialResult(NamedTuple):
     Fe: jax.Array | None
 
 
-def _policy_transitions(sB, rB, V):
-    """Per factor, ``[Np, T-1, Ns, Ns]`` forward and backward transition matrices of every policy."""
-
-    def pick(mats, f):
-        return jnp.moveaxis(mats[f][:, :, V[:, :, f]], (2, 3), (1, 0))
-
-    return tuple(pick(sB, f) for f in range(len(sB))), tuple(pick(rB, f) for f in range(len(rB)))
-
-
-def _agent_arrays(model: GenerativeModel, T: int):
-    """The agent's beliefs about the parameters, as ``spm_MDP_VB_X`` builds them."""
-    A = tuple(normalise(a) for a in (model.likelihood_counts or model.likelihood))
-    Bsrc = model.transition_counts or model.transition
-    sB = tuple(normalise(b) for b in Bsrc)
-    rB = tuple(normalise(jnp.swapaxes(b, 0, 1)) for b in Bsrc)
-    D = tuple(normalise(d) for d in (model.initial_counts or model.initial))
-    E = normalise(model.habit_counts if model.habit_counts is not None else model.habit)
-    if model.preference_counts is not None:
-        C = tuple(dirichlet_expected_log(c + 1.0 / 32.0) for c in model.preference_counts)
-    else:
-        C = model.preference
-    C = tuple(log_stable(softmax(c, axis=0)) for c in C)
-    wA = None
-    if model.likelihood_counts is not None:
-        wA = tuple(novelty_weights(a) * (a > 0) for a in model.likelihood_counts)
-    wD = None
-    if model.initial_counts is not None:
-        wD = tuple(novelty_weights(d) for d in model.initial_counts)
-    return A, sB, rB, D, E, C, wA, wD
+def spm_agent(model: GenerativeModel, settings: SpmSettings = SpmSettings()) -> Agent:
+    """The online :class:`~actinf.agent.Agent` that runs SPM's scheme with ``settings``."""
+    return Agent(
+        model,
+        inference=settings.inference,
+        precision=settings.precision,
+        terms=settings.terms,
+        action=Sampled(settings.alpha),
+        learning=Learning(settings.eta),
+        beta=settings.beta,
+        zeta=settings.zeta,
+    )
 
 
 def spm_trial(
@@ -182,6 +153,9 @@ def spm_trial(
     is the model's probability arrays ``A``, ``B``, ``D``; the agent's beliefs
     use the counts where present.
 
+    The agent's side of each time step is :meth:`actinf.agent.Agent.observe`
+    of :func:`spm_agent`: the online agent and this scheme are one implementation.
+
     Args:
       model: the generative model (probabilities and optional Dirichlet counts).
       outcomes: ``[G, T]`` integer outcomes (0-based, -1: sample).
@@ -194,24 +168,14 @@ def spm_trial(
     Returns:
       :class:`SpmTrialResult` with SPM's outputs and the model with learned counts.
     """
-    V = model.policies
     T = model.horizon
-    S = T
     Np = model.num_policies
     Nf = model.num_factors
     Nu = model.num_controls
-    dtype = model.likelihood[0].dtype
-    A, sB, rB, D, E, C, wA, wD = _agent_arrays(model, T)
-    om = outcome_model(A, C, wA, wD)
-    logD = tuple(log_stable(d) for d in D)
-    log_habit = log_stable(E)
-    beta = jnp.asarray(settings.beta, dtype)
-    mmp = settings.inference
-
-    # per-policy transition matrices [Np, S-1, Ns, Ns]
-    fwd, bwd = _policy_transitions(sB, rB, V)
-
     Ng = model.num_modalities
+    dtype = model.likelihood[0].dtype
+    agent = spm_agent(model, settings)
+
     full = lambda n, m: jnp.full((n, m), -1, jnp.int32)  # noqa: E731
     o = full(Ng, T) if outcomes is None else jnp.asarray(outcomes, jnp.int32)
     u_act = full(Nf, T - 1) if actions is None else jnp.asarray(actions, jnp.int32)
@@ -220,38 +184,14 @@ def spm_trial(
     proc_A = tuple(normalise(a) for a in model.likelihood)
     proc_B = tuple(normalise(b) for b in model.transition)
     proc_D = tuple(normalise(d) for d in model.initial)
-    x = tuple(
-        jnp.broadcast_to(jnp.full((S, n), 1.0 / n, dtype).at[0].set(D[f]), (Np, S, n))
-        for f, n in enumerate(model.num_states)
-    )
-    n_terms = len(settings.terms) + 1
-    carry0 = dict(
-        key=key,
-        s=s_true,
-        o=o,
-        act=u_act,
-        L=jnp.ones((T, *model.num_states), dtype),
-        x=x,
-        mask=jnp.ones((Np,), bool),
-        u=jnp.zeros((Np, T), dtype) if Np > 1 else jnp.ones((Np, T), dtype),
-        rate=beta,
-        w=jnp.zeros((T,), dtype),
-        F=jnp.zeros((Np, T), dtype),
-        G=jnp.zeros((Np, T), dtype),
-        H=jnp.zeros((T,), dtype),
-        P=jnp.zeros((*Nu, max(T - 1, 1)), dtype),
-        terms=jnp.zeros((Np, T, n_terms), dtype),
-    )
-    ones = jnp.ones((Np,), dtype)
 
     def step(c, t):
         """One time step of the trial (SPM's loop body), ``t`` dynamic."""
-        c = dict(c)
+        key, s_true, o, act, state = c
         tp = jnp.maximum(t - 1, 0)
         # generative process: sample what is not given -------------------
-        key, sub = jax.random.split(c["key"])
+        key, sub = jax.random.split(key)
         rand = jax.random.uniform(sub, (Nf + Ng + 1,), dtype)
-        s_true, o, act = c["s"], c["o"], c["act"]
         for f in range(Nf):
             if T > 1:
                 prev = proc_B[f][:, s_true[f, tp], act[f, jnp.minimum(tp, T - 2)]]
@@ -264,138 +204,49 @@ def spm_trial(
             po = proc_A[g][(slice(None), *[s_true[f, t] for f in range(Nf)])]
             draw = inverse_cdf(po, rand[Nf + g]).astype(o.dtype)
             o = o.at[g, t].set(jnp.where(o[g, t] >= 0, o[g, t], draw))
-        L = 1.0
-        for g, a in enumerate(A):
-            L = L * a[o[g, t]]
-        Ls = c["L"].at[t].set(L)
-
-        # state inference under each plausible policy ----------------------
-        mask = jnp.where(t > 0, occam_window(c["u"][:, tp], c["mask"], settings.zeta), c["mask"])
-        x = mmp.reset(c["x"])
-        new_x, free = jax.vmap(lambda xk, fk, bk: mmp(xk, logD, fk, bk, Ls, t))(x, fwd, bwd)
-        x = tuple(jnp.where(mask[:, None, None], nx, ox) for nx, ox in zip(new_x, x, strict=True))
-        Fneg = jnp.where(mask, free, 0.0)  # SPM's F: negative free energy
-        u, rate, w, G, terms = c["u"], c["rate"], c["w"], c["G"], c["terms"]
-        qu = pu = ones
-        if Np > 1:
-            efe, parts = jax.vmap(lambda xk: expected_free_energy(om, xk, t, settings.terms))(x)
-            efe = jnp.where(mask, efe, 0.0)
-            parts = jnp.where(mask[:, None], jnp.stack(parts, axis=-1), 0.0)
-            terms = terms.at[:, t].set(parts)
-            post = settings.precision(log_habit, efe, -Fneg, mask, rate, beta)
-            rate = post.rate
-            qu, pu = post.posterior, post.prior
-            u = u.at[:, t].set(qu)
-            w = w.at[t].set(post.precision)
-            G = G.at[:, t].set(-efe)
-        else:
-            w = w.at[t].set(1.0 / rate)
-        H = c["H"].at[t].set(qu @ Fneg - policy_entropy_term(qu, pu))
-
-        # action ------------------------------------------------------------
-        P = c["P"]
+        # the agent: inference, planning, action probabilities -------------
+        state, info = agent.observe(state, o[:, t])
         if T > 1:
             tc = jnp.minimum(t, T - 2)
-            Pu = action_probabilities(u[:, t], V[tc], Nu, settings.alpha)
-            P = P.at[..., tc].set(jnp.where(t < T - 1, Pu, P[..., tc]))
-            draw = inverse_cdf(Pu.reshape(-1), rand[-1])
-            drawn = jnp.stack(jnp.unravel_index(draw, Nu)).astype(act.dtype)
+            drawn = agent.choose(rand[-1], info)
             keep = (act[:, tc] >= 0) | (t >= T - 1)
             act = act.at[:, tc].set(jnp.where(keep, act[:, tc], drawn))
-        c.update(
-            key=key,
-            s=s_true,
-            o=o,
-            act=act,
-            L=Ls,
-            x=x,
-            mask=mask,
-            u=u,
-            rate=rate,
-            w=w,
-            F=c["F"].at[:, t].set(Fneg),
-            G=G,
-            H=H,
-            P=P,
-            terms=terms,
-        )
-        return c, None
+            state = agent.act(state, act[:, tc])
+        return (key, s_true, o, act, state), info
 
-    c, _ = jax.lax.scan(step, carry0, jnp.arange(T))
-    x, u, w, o, s_true, u_act = c["x"], c["u"], c["w"], c["o"], c["s"], c["act"]
-    Fout, Gout, H, terms_out = c["F"], c["G"], c["H"], c["terms"]
-    P = c["P"] if T > 1 else jnp.zeros((*Nu, 0), dtype)
-    # Bayesian model average over policies (SPM's X, as at the last time step)
-    X = tuple(jnp.einsum("kjs,k->sj", xf, u[:, T - 1]) for xf in x)
-
-    if Np == 1:
-        w = w[:1]
-
-    onehots = [jax.nn.one_hot(o[g], A[g].shape[0], dtype=dtype) for g in range(Ng)]
-    learned, (Fa, Fb, Fc, Fd, Fe) = learn(model, onehots, X, x, u, settings.eta)
+    (_, s_true, o, u_act, state), info = jax.lax.scan(
+        step, (key, s_true, o, u_act, agent.init()), jnp.arange(T)
+    )
+    x, u = state.beliefs, state.policy_posterior
+    if T > 1:
+        P = jnp.moveaxis(info.action_probabilities[: T - 1], 0, -1)
+    else:
+        P = jnp.zeros((*Nu, 0), dtype)
+    w = info.precision if Np > 1 else info.precision[:1]
+    X = agent.posterior_states(state)
+    X = tuple(xf.T for xf in X)
+    learned, (Fa, Fb, Fc, Fd, Fe) = agent.learn(state)
     Q = tuple(jnp.transpose(xf, (2, 1, 0)) for xf in x)
     return SpmTrialResult(
-        X, Q, P, u, Fout, Gout, H, w, terms_out, s_true, o, u_act, learned, Fa, Fb, Fc, Fd, Fe
+        X,
+        Q,
+        P,
+        u,
+        -info.free_energy.T,
+        -info.efe.T,
+        -info.total_free_energy,
+        w,
+        info.efe_terms.transpose(1, 0, 2),
+        s_true,
+        o,
+        u_act,
+        learned,
+        Fa,
+        Fb,
+        Fc,
+        Fd,
+        Fe,
     )
-
-
-def learn(model: GenerativeModel, outcomes, X, x, u, eta):
-    """Learn every Dirichlet count of ``model`` from one trial (see :mod:`actinf.learning`).
-
-    Args:
-      outcomes: per modality ``[T, No_g]`` outcome probabilities (one-hot if observed).
-      X: per factor ``[Ns_f, T]`` Bayesian-model-averaged state beliefs.
-      x: per factor ``[Np, T, Ns_f]`` state beliefs under each policy.
-      u: ``[Np, T]`` policy posterior at each time.
-      eta: learning rate.
-
-    Returns:
-      ``(model, (Fa, Fb, Fc, Fd, Fe))``: the model with the learned counts and the
-      negative free energies of the learned parameters (None where not learned).
-    """
-    V = model.policies
-    eta = jnp.asarray(eta, X[0].dtype)
-    T = X[0].shape[1]
-    Xt = [xf.T for xf in X]  # [T, Ns]
-
-    def free_energies(post, prior):
-        pairs = zip(post, prior, strict=True)
-        return jnp.stack([learning.parameter_free_energy(q, p) for q, p in pairs])
-
-    new = dict(a=None, b=None, c=None, d=None, e=None)
-    fe = dict(a=None, b=None, c=None, d=None, e=None)
-    if model.likelihood_counts is not None:
-        prior = model.likelihood_counts
-        new["a"] = tuple(learning.likelihood_update(a, outcomes[g], Xt, eta) for g, a in enumerate(prior))
-        fe["a"] = free_energies(new["a"], prior)
-    if model.transition_counts is not None:
-        prior = model.transition_counts
-        new["b"] = tuple(learning.transition_update(b, x[f], u, V[:, :, f], eta) for f, b in enumerate(prior))
-        fe["b"] = free_energies(new["b"], prior)
-    if model.preference_counts is not None:
-        prior = model.preference_counts
-        new["c"] = tuple(learning.preference_update(c, outcomes[g], eta) for g, c in enumerate(prior))
-        fe["c"] = free_energies(new["c"], prior)
-    if model.initial_counts is not None:
-        prior = model.initial_counts
-        new["d"] = tuple(learning.initial_update(d, X[f][:, 0]) for f, d in enumerate(prior))
-        fe["d"] = free_energies(new["d"], prior)
-    if model.habit_counts is not None:
-        new["e"] = learning.habit_update(model.habit_counts, u[:, T - 1], eta)
-        fe["e"] = learning.parameter_free_energy(new["e"], model.habit_counts)
-    learned = eqx.tree_at(
-        lambda m: (
-            m.likelihood_counts,
-            m.transition_counts,
-            m.preference_counts,
-            m.initial_counts,
-            m.habit_counts,
-        ),
-        model,
-        tuple(new[k] for k in "abcde"),
-        is_leaf=lambda z: z is None,
-    )
-    return learned, tuple(fe[k] for k in "abcde")
 
 
 class SpmHmmResult(NamedTuple):
@@ -444,11 +295,12 @@ def spm_hmm(model: GenerativeModel, outcome_likelihoods, settings: SpmSettings =
     dtype = model.likelihood[0].dtype
     policies = jnp.zeros((T - 1, 1, Nf), jnp.int32)
     model = eqx.tree_at(lambda m: m.policies, model, policies)
-    A, _, _, D, _, _, _, _ = _agent_arrays(model, T)
-    sB = tuple(normalise(b) for b in model.transition)
-    rB = tuple(normalise(jnp.swapaxes(b, 0, 1)) for b in model.transition)
-    fwd, bwd = _policy_transitions(sB, rB, policies)
-    fwd, bwd = tuple(x[0] for x in fwd), tuple(x[0] for x in bwd)
+    arrays = agent_arrays(model)
+    A = arrays.likelihood
+    D = tuple(normalise(d) for d in (model.initial_counts or model.initial))
+    # transitions from the probabilities B, never the counts b (SPM's HMM mode)
+    process = agent_arrays(dataclasses.replace(model, transition_counts=None))
+    fwd, bwd = tuple(x[0] for x in process.forward), tuple(x[0] for x in process.backward)
     Ls = []
     for t in range(T):
         L = 1.0
@@ -458,11 +310,12 @@ def spm_hmm(model: GenerativeModel, outcome_likelihoods, settings: SpmSettings =
     mmp = settings.inference
     x = tuple(jnp.full((T, n), 1.0 / n, dtype).at[0].set(D[f]) for f, n in enumerate(model.num_states))
     x = mmp.reset(x)
-    x, free = mmp(x, tuple(log_stable(d) for d in D), fwd, bwd, jnp.stack(Ls), T - 1)
+    x, free = mmp(x, arrays.log_initial, fwd, bwd, jnp.stack(Ls), T - 1)
     X = tuple(xf.T for xf in x)
     u = jnp.ones((1, T), dtype)
     outcomes = [o.T for o in O]
-    learned, (Fa, Fb, Fc, Fd, Fe) = learn(model, outcomes, X, tuple(xf[None] for xf in x), u, settings.eta)
+    per_policy = tuple(xf[None] for xf in x)
+    learned, (Fa, Fb, Fc, Fd, Fe) = learn_counts(model, outcomes, X, per_policy, u, settings.eta)
     return SpmHmmResult(X, free, learned, Fa, Fb, Fc, Fd, Fe)
 
 
