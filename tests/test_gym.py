@@ -123,7 +123,9 @@ def test_world_env_reward_is_preference_and_terminates():
 
 
 def test_world_env_grid_reaches_goal_reward():
-    env = WorldEnv(GridWorld(height=1, width=3, goal=(0, 2), depth=2, goal_preference=5.0))
+    env = WorldEnv(
+        GridWorld(height=1, width=3, goal=(0, 2), depth=2, goal_preference=5.0, distance_preference=0.0)
+    )
     env.reset(seed=0)
     _, r1, done1, _, _ = env.step(4)  # right
     obs, r2, done2, _, _ = env.step(4)

@@ -388,9 +388,7 @@ def test_mat_outcome_out_of_range(tmp_path: Path) -> None:
     scipy.io.savemat(path, {"MDP": _mdp_with(DATA / "mat" / "vbx_1024.mat", o={2: o})})
     with pytest.raises(SpmInputError) as info:
         load_case(path)
-    assert str(info.value) == (
-        f"{path}: MDP(3).o(3,1) = 5 is out of range 1..4 (modality 3 has 4 outcomes)"
-    )
+    assert str(info.value) == (f"{path}: MDP(3).o(3,1) = 5 is out of range 1..4 (modality 3 has 4 outcomes)")
 
 
 def test_mat_shape_mismatch(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ from .inference.fixed_point import FixedPoint
 from .inference.mmp import MarginalMessagePassing
 from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, softmax
 from .model import GenerativeModel
-from .planning.efe import SPM_TERMS, OutcomeModel, expected_free_energy, outcome_model
+from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model
 from .planning.policy import (
     FixedPrecision,
     GammaPrecision,
@@ -128,6 +128,7 @@ class AgentArrays(NamedTuple):
     Attributes:
       likelihood: per modality ``A_g`` ``[No_g, Ns...]`` (normalised counts where present).
       transition: per factor ``B_f`` ``[Ns_f, Ns_f, Nu_f]``.
+      initial: per factor ``D_f`` ``[Ns_f]``.
       log_initial: per factor ``ln D_f``.
       log_habit: ``ln E`` ``[Np]``.
       forward, backward: per factor ``[Np, T-1, Ns_f, Ns_f]``: each policy's
@@ -137,6 +138,7 @@ class AgentArrays(NamedTuple):
 
     likelihood: tuple
     transition: tuple
+    initial: tuple
     log_initial: tuple
     log_habit: jax.Array
     forward: tuple
@@ -180,6 +182,7 @@ def agent_arrays(model: GenerativeModel) -> AgentArrays:
     return AgentArrays(
         A,
         sB,
+        D,
         tuple(log_stable(d) for d in D),
         log_stable(E),
         fwd,
@@ -195,8 +198,11 @@ class AgentState(NamedTuple):
       model: the generative model with the counts learned so far.
       arrays: :class:`AgentArrays` derived from ``model`` at the start of the trial.
       time: int scalar, the next time step to observe (0 at the start of a trial).
-      beliefs: per factor ``[Np, T, Ns_f]``, the beliefs over every time of the
-        trial under each policy.
+      beliefs: per factor ``[Np, S, Ns_f]``, the state beliefs under each policy:
+        over every time of the trial (``S = T``, marginal message passing) or
+        over the window from now to ``L`` moves ahead (``S = L + 1``, fixed point).
+      history: per factor ``[T, Ns_f]``, the posterior over the state at each time
+        so far, when it was the present.
       likelihood: ``[T, Ns_1, ..., Ns_F]``, the joint likelihood of each outcome so far.
       mask: bool ``[Np]``, policies inside the Occam window.
       policy_posterior: ``[Np, T]``, the policy posterior at each time so far.
@@ -210,6 +216,7 @@ class AgentState(NamedTuple):
     arrays: AgentArrays
     time: jax.Array
     beliefs: tuple
+    history: tuple
     likelihood: jax.Array
     mask: jax.Array
     policy_posterior: jax.Array
@@ -255,7 +262,7 @@ class Agent(eqx.Module):
     Args:
       model: the generative model (probabilities, and Dirichlet counts to learn).
       inference: :class:`~actinf.inference.mmp.MarginalMessagePassing` (SPM, default)
-        or :class:`~actinf.inference.fixed_point.FixedPoint`.
+        or :class:`~actinf.inference.fixed_point.FixedPoint` (receding horizon).
       precision: :class:`~actinf.planning.policy.GammaPrecision` (default) or
         :class:`~actinf.planning.policy.FixedPrecision`.
       terms: expected free energy terms (default risk, ambiguity, novelty).
@@ -263,6 +270,8 @@ class Agent(eqx.Module):
       learning: :class:`Learning` (default) or None to keep the counts fixed.
       beta: rate of the Gamma prior over precision (:math:`\\gamma = 1/\\beta` when fixed; 1).
       zeta: Occam window in nats (3).
+      trial_length: time steps per trial ``T``; default the model's ``V.shape[0] + 1``.
+        Longer trials need :class:`~actinf.inference.fixed_point.FixedPoint`.
 
     Example::
 
@@ -283,11 +292,15 @@ class Agent(eqx.Module):
     learning: Learning | None = Learning()
     beta: float | jax.Array = 1.0
     zeta: float | jax.Array = 3.0
+    trial_length: int | None = eqx.field(default=None, static=True)
+
+    def __check_init__(self):
+        self.inference.num_rows(self.horizon, self.model.horizon - 1)
 
     @property
     def horizon(self) -> int:
         """Time steps per trial, ``T``."""
-        return self.model.horizon
+        return self.model.horizon if self.trial_length is None else int(self.trial_length)
 
     def init(self, rng_key: jax.Array | None = None, model: GenerativeModel | None = None) -> AgentState:
         """Beliefs at the start of a trial (time 0), before any outcome.
@@ -299,19 +312,20 @@ class Agent(eqx.Module):
         """
         del rng_key
         start = self.model if model is None else model
-        T, Np = start.horizon, start.num_policies
+        T, Np = self.horizon, start.num_policies
+        S = self.inference.num_rows(T, start.horizon - 1)
         arrays = agent_arrays(start)
         dtype = arrays.likelihood[0].dtype
-        D = tuple(normalise(d) for d in (start.initial_counts or start.initial))
         beliefs = tuple(
-            jnp.broadcast_to(jnp.full((T, n), 1.0 / n, dtype).at[0].set(d), (Np, T, n))
-            for n, d in zip(start.num_states, D, strict=True)
+            jnp.broadcast_to(jnp.full((S, n), 1.0 / n, dtype).at[0].set(d), (Np, S, n))
+            for n, d in zip(start.num_states, arrays.initial, strict=True)
         )
         return AgentState(
             model=start,
             arrays=arrays,
             time=jnp.zeros((), jnp.int32),
             beliefs=beliefs,
+            history=tuple(jnp.zeros((T, n), dtype) for n in start.num_states),
             likelihood=jnp.ones((T, *start.num_states), dtype),
             mask=jnp.ones((Np,), bool),
             policy_posterior=jnp.zeros((Np, T), dtype) if Np > 1 else jnp.ones((Np, T), dtype),
@@ -328,7 +342,7 @@ class Agent(eqx.Module):
         ``action`` = -1. Deterministic: :meth:`step` adds the choice.
         """
         model, arrays = state.model, state.arrays
-        T, Np, Nu = model.horizon, model.num_policies, model.num_controls
+        T, Np, Nu = self.horizon, model.num_policies, model.num_controls
         t = state.time
         dtype = arrays.likelihood[0].dtype
         o = jnp.asarray(observation, jnp.int32)
@@ -339,23 +353,16 @@ class Agent(eqx.Module):
         u = state.policy_posterior
         tp = jnp.maximum(t - 1, 0)
         mask = jnp.where(t > 0, occam_window(u[:, tp], state.mask, self.zeta), state.mask)
-        x, neg_free = self.inference.infer(
-            state.beliefs,
-            arrays.log_initial,
-            arrays.forward,
-            arrays.backward,
-            arrays.transition,
-            Ls,
-            t,
-            state.actions,
-            mask,
-        )
+        scheme = self.inference
+        x, neg_free = scheme.infer(state.beliefs, arrays, Ls, t, state.actions, mask, state.history)
         neg_free = jnp.where(mask, neg_free, 0.0)
         rate = state.rate
         n_terms = len(self.terms) + 1
         beta = jnp.asarray(self.beta, dtype)
         if Np > 1:
-            efe, parts = jax.vmap(lambda xk: expected_free_energy(arrays.outcomes, xk, t, self.terms))(x)
+            efe, parts = jax.vmap(
+                lambda xk: scheme.expected_free_energy(arrays.outcomes, xk, t, T, self.terms)
+            )(x)
             efe = jnp.where(mask, efe, 0.0)
             parts = jnp.where(mask[:, None], jnp.stack(parts, axis=-1), 0.0)
             post = self.precision(arrays.log_habit, efe, -neg_free, mask, rate, beta)
@@ -367,12 +374,12 @@ class Agent(eqx.Module):
             qu = pu = jnp.ones((Np,), dtype)
             gamma = 1.0 / rate
         total = -(qu @ neg_free - policy_entropy_term(qu, pu))
-        V = model.policies
         if T > 1:
-            P = self.action.probabilities(qu, V[jnp.minimum(t, T - 2)], Nu)
+            P = self.action.probabilities(qu, scheme.policy_actions(model.policies, t, T), Nu)
         else:
             P = jnp.zeros(Nu, dtype)
-        states = tuple(jnp.einsum("k,ks->s", qu, xf[:, t]) for xf in x)
+        now = scheme.now(t)
+        states = tuple(jnp.einsum("k,ks->s", qu, xf[:, now]) for xf in x)
         info = StepInfo(
             states=states,
             policy_posterior=qu,
@@ -387,6 +394,7 @@ class Agent(eqx.Module):
         new = state._replace(
             time=t + 1,
             beliefs=x,
+            history=tuple(h.at[t].set(q) for h, q in zip(state.history, states, strict=True)),
             likelihood=Ls,
             mask=mask,
             policy_posterior=u,
@@ -405,7 +413,7 @@ class Agent(eqx.Module):
 
     def act(self, state: AgentState, action: jax.Array) -> AgentState:
         """Record ``action`` (int ``[F]``) as taken at the step just observed."""
-        T = state.model.horizon
+        T = self.horizon
         tc = jnp.clip(state.time - 1, 0, max(T - 2, 0))
         keep = state.time - 1 >= T - 1
         taken = jnp.where(keep, state.actions[:, tc], jnp.asarray(action, jnp.int32))
@@ -422,16 +430,18 @@ class Agent(eqx.Module):
         state, info = self.observe(state, observation)
         dtype = info.action_probabilities.dtype
         action = self.choose(jax.random.uniform(rng_key, dtype=dtype), info)
-        last = state.time >= state.model.horizon
+        last = state.time >= self.horizon
         action = jnp.where(last, -1, action)
         return self.act(state, action), info._replace(action=action)
 
     def posterior_states(self, state: AgentState) -> tuple:
-        """Per factor ``[T, Ns_f]``: beliefs over every time of the trial, averaged over
-        policies with the latest policy posterior (SPM's ``X``)."""
-        t = jnp.maximum(state.time - 1, 0)
-        qu = state.policy_posterior[:, t]
-        return tuple(jnp.einsum("kjs,k->js", xf, qu) for xf in state.beliefs)
+        """Per factor ``[T, Ns_f]``: the beliefs over every time of the trial that
+        learning uses (SPM's ``X``: averaged over policies with the latest policy
+        posterior; the filtered posteriors for fixed-point inference)."""
+        X, _, _, _ = self.inference.learning_inputs(
+            state.model, state.beliefs, state.policy_posterior, state.history, state.actions
+        )
+        return tuple(xf.T for xf in X)
 
     def learn(self, state: AgentState) -> tuple[GenerativeModel, tuple]:
         """The model with counts learned from the trial in ``state``, and the
@@ -444,13 +454,15 @@ class Agent(eqx.Module):
             return state.model, (None,) * 5
         model = state.model
         dtype = state.arrays.likelihood[0].dtype
-        X = tuple(xf.T for xf in self.posterior_states(state))
+        X, x, u, policies = self.inference.learning_inputs(
+            model, state.beliefs, state.policy_posterior, state.history, state.actions
+        )
         onehots = [
             jax.nn.one_hot(state.outcomes[g], n, dtype=dtype) for g, n in enumerate(model.num_outcomes)
         ]
-        learned, energies = learning.learn_counts(
-            model, onehots, X, state.beliefs, state.policy_posterior, self.learning.rate
-        )
+        as_followed = eqx.tree_at(lambda m: m.policies, model, policies)
+        learned, energies = learning.learn_counts(as_followed, onehots, X, x, u, self.learning.rate)
+        learned = eqx.tree_at(lambda m: m.policies, learned, model.policies)
         phi = self.learning.forgetting
         if not (isinstance(phi, float | int) and phi == 0):
             learned = learning.forget(learned, model, state.prior_model, phi)

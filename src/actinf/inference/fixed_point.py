@@ -43,10 +43,20 @@ import jax
 import jax.numpy as jnp
 
 from ..maths import contract, log_stable, outer, softmax
+from ..planning.efe import expected_free_energy
 
 
 class FixedPoint(NamedTuple):
-    """Per-step fixed-point state inference (filtering), with forward prediction under each policy.
+    """Per-step fixed-point state inference with receding-horizon planning.
+
+    The agent keeps only its posterior over the current state; at every step
+    each policy (a sequence of ``L`` moves, ``L = V.shape[0]``, starting *now*)
+    is scored over the next ``L`` times, up to the end of the trial. Trials may
+    be longer than the policies (``Agent(trial_length=...)``): the agent plans
+    again at every step, as pymdp's agents do.
+
+    Beliefs are a window per factor ``[Np, L + 1, Ns_f]``: row 0 is the
+    posterior now, row ``r`` the prediction ``r`` moves ahead under each policy.
 
     Attributes:
       num_iter: fixed-point iterations over the factors (10; one is exact for one factor).
@@ -54,60 +64,106 @@ class FixedPoint(NamedTuple):
 
     num_iter: int = 10
 
-    def infer(self, beliefs, log_initial, forward, backward, transitions, likelihoods, t, actions, mask):
-        """Beliefs of every policy after the outcome at time ``t``.
+    def num_rows(self, trial_length: int, policy_length: int) -> int:
+        """Rows of the belief window: ``L + 1``."""
+        return policy_length + 1
+
+    def now(self, t):
+        """Row of the current time in the window: 0."""
+        return 0
+
+    def policy_actions(self, policies, t, trial_length: int):
+        """Each policy's action now, ``[Np, F]``: its first move."""
+        return policies[0]
+
+    def posterior(self, prior, likelihood):
+        """Fixed point of the mean-field free energy of one time step.
 
         Args:
-          beliefs: per factor ``[Np, S, Ns_f]``: rows before ``t`` hold the past posteriors.
-          log_initial: per factor ``ln D_f`` ``[Ns_f]``.
-          forward: per factor ``[Np, S-1, Ns_f, Ns_f]``, each policy's transition matrices.
-          backward: unused (the filter looks only forward).
-          transitions: per factor ``[Ns_f, Ns_f, Nu_f]``, the agent's ``B``.
-          likelihoods: ``[S, Ns_1, ..., Ns_F]``, the joint likelihood of each time's outcome.
-          t: the current time (may be traced).
-          actions: int ``[F, S-1]``, the actions taken (only ``t - 1`` is read).
-          mask: unused (every policy shares the posterior).
+          prior: per factor ``[Ns_f]``, the empirical prior.
+          likelihood: ``[Ns_1, ..., Ns_F]``, :math:`L_t(s)`.
 
         Returns:
-          ``(beliefs, neg_free_energy [Np])``.
+          ``(q, neg_free_energy)``: per factor ``[Ns_f]`` and the scalar :math:`-F_t`.
         """
-        del backward, mask
-        S = beliefs[0].shape[1]
-        F = len(beliefs)
-        tp = jnp.maximum(t - 1, 0)
-        prior = []
-        for f in range(F):
-            if S > 1:
-                last = beliefs[f][0, tp]
-                moved = transitions[f][:, :, actions[f, jnp.minimum(tp, S - 2)]] @ last
-                prior.append(jnp.where(t == 0, jnp.exp(log_initial[f]), moved))
-            else:
-                prior.append(jnp.exp(log_initial[f]))
+        F = len(prior)
         log_prior = [log_stable(p) for p in prior]
-        L = likelihoods[t]
 
         def sweep(q, _):
             q = list(q)
             for f in range(F):
-                q[f] = softmax(log_prior[f] + log_stable(contract(L, q, skip=f)))
+                q[f] = softmax(log_prior[f] + log_stable(contract(likelihood, q, skip=f)))
             return tuple(q), None
 
         q, _ = jax.lax.scan(sweep, tuple(prior), None, length=self.num_iter if F > 1 else 1)
-        accuracy = jnp.sum(outer(list(q)) * log_stable(L))
+        accuracy = jnp.sum(outer(list(q)) * log_stable(likelihood))
         complexity = sum(qf @ (log_stable(qf) - lp) for qf, lp in zip(q, log_prior, strict=True))
-        neg_free = accuracy - complexity
+        return q, accuracy - complexity
 
-        def predict(bf, ff, qf):
-            # bf [S, Ns], ff [S-1, Ns, Ns]: rows < t kept, row t = q, rows > t predicted
-            def row(prev, tau):
-                moved = ff[jnp.clip(tau - 1, 0, max(S - 2, 0))] @ prev if S > 1 else prev
-                new = jnp.where(tau < t, bf[tau], jnp.where(tau == t, qf, moved))
-                return new, new
+    def infer(self, beliefs, arrays, likelihoods, t, actions, mask, history):
+        """Filter the outcome at time ``t`` and predict ahead under each policy.
 
-            _, rows = jax.lax.scan(row, qf, jnp.arange(S))
-            return rows
+        Args:
+          beliefs: per factor ``[Np, L + 1, Ns_f]``, the window.
+          arrays: the agent's :class:`~actinf.agent.AgentArrays`.
+          likelihoods: ``[T, Ns_1, ..., Ns_F]``, the joint likelihood of each time's outcome.
+          t: the current time in the trial (may be traced).
+          actions: int ``[F, max(T-1, 1)]``, the actions taken (``t - 1`` is read).
+          mask: unused (every policy shares the posterior).
+          history: per factor ``[T, Ns_f]``, the posteriors at earlier times.
 
-        each = jax.vmap(predict, in_axes=(0, 0, None))
-        new = tuple(each(b, fw, qf) for b, fw, qf in zip(beliefs, forward, q, strict=True))
+        Returns:
+          ``(beliefs, neg_free_energy [Np])``.
+        """
+        del mask
+        T = history[0].shape[0]
+        tp = jnp.maximum(t - 1, 0)
+        prior = []
+        for f, start in enumerate(arrays.initial):
+            if T > 1:
+                moved = arrays.transition[f][:, :, actions[f, jnp.minimum(tp, T - 2)]] @ history[f][tp]
+                prior.append(jnp.where(t == 0, start, moved))
+            else:
+                prior.append(start)
+        q, neg_free = self.posterior(prior, likelihoods[t])
+        S = beliefs[0].shape[1]
+
+        def predict(forward, qf):
+            # forward [L, Ns, Ns] of one policy: rows q, B(v_0) q, B(v_1) B(v_0) q, ...
+            def row(prev, b):
+                nxt = b @ prev
+                return nxt, nxt
+
+            _, ahead = jax.lax.scan(row, qf, forward[: S - 1])
+            return jnp.concatenate([qf[None], ahead])
+
+        new = tuple(
+            jax.vmap(predict, in_axes=(0, None))(fw, qf) for fw, qf in zip(arrays.forward, q, strict=True)
+        )
         Np = beliefs[0].shape[0]
         return new, jnp.broadcast_to(neg_free, (Np,))
+
+    def expected_free_energy(self, outcomes, beliefs, t, trial_length: int, terms):
+        """One policy's expected free energy over the next ``L`` times, within the trial.
+
+        Row ``r`` of the window is time ``t + r``; rows ``1..`` up to the last time
+        of the trial (``T - 1``) are counted, with the preferences of their time.
+        """
+        S = beliefs[0].shape[0]
+        num_columns = outcomes.log_preference[0].shape[1]
+        columns = jnp.minimum(t + jnp.arange(S), num_columns - 1)
+        return expected_free_energy(outcomes, beliefs, 1, terms, columns=columns, last=trial_length - 1 - t)
+
+    def learning_inputs(self, model, beliefs, policy_posterior, history, actions):
+        """What :func:`~actinf.learning.learn_counts` learns from: the filtered posteriors
+        as one "policy", the one the agent actually followed.
+
+        Returns:
+          ``(X per factor [Ns_f, T], x per factor [1, T, Ns_f], u [1, T], policies [T-1, 1, F])``.
+        """
+        T = history[0].shape[0]
+        dtype = history[0].dtype
+        X = tuple(h.T for h in history)
+        x = tuple(h[None] for h in history)
+        u = jnp.ones((1, T), dtype)
+        return X, x, u, actions.T[: max(T - 1, 0), None, :]

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from ..maths import contract, log_stable, softmax
+from ..planning.efe import expected_free_energy
 
 
 class MarginalMessagePassing(NamedTuple):
@@ -62,33 +63,70 @@ class MarginalMessagePassing(NamedTuple):
         """Soften every belief before a new time step (SPM's ``erp`` reset)."""
         return tuple(softmax(log_stable(x) / self.erp, axis=-1) for x in beliefs)
 
-    def infer(self, beliefs, log_initial, forward, backward, transitions, likelihoods, t, actions, mask):
+    def num_rows(self, trial_length: int, policy_length: int) -> int:
+        """Rows of the beliefs: every time of the trial, ``T``.
+
+        Raises:
+          ValueError: if the policies do not span the trial (``T = L + 1``).
+        """
+        if trial_length != policy_length + 1:
+            raise ValueError(
+                f"marginal message passing plans over whole trials: the policies have {policy_length} "
+                f"moves, so the trial must have {policy_length + 1} time steps, not {trial_length} "
+                "(use FixedPoint inference for receding-horizon planning in longer trials)"
+            )
+        return trial_length
+
+    def now(self, t):
+        """Row of the current time: ``t``."""
+        return t
+
+    def policy_actions(self, policies, t, trial_length: int):
+        """Each policy's action at move ``t``, ``[Np, F]``."""
+        return policies[jnp.minimum(t, trial_length - 2)]
+
+    def infer(self, beliefs, arrays, likelihoods, t, actions, mask, history):
         """Beliefs of every policy after the outcome at time ``t`` (SPM's step ``t``).
 
         Softens every belief (``erp``), then runs :meth:`__call__` under each
         policy; policies outside ``mask`` keep their softened beliefs.
 
         Args:
-          beliefs: per factor ``[Np, S, Ns_f]``.
-          log_initial: per factor ``ln D_f`` ``[Ns_f]``.
-          forward, backward: per factor ``[Np, S-1, Ns_f, Ns_f]``, each policy's
-            transition matrices and their normalised transposes.
-          transitions: unused (the policies' own transitions are used).
-          likelihoods: ``[S, Ns_1, ..., Ns_F]``.
+          beliefs: per factor ``[Np, T, Ns_f]``.
+          arrays: the agent's :class:`~actinf.agent.AgentArrays` (``log_initial``,
+            ``forward``, ``backward`` are used).
+          likelihoods: ``[T, Ns_1, ..., Ns_F]``.
           t: the current time (may be traced).
           actions: unused (SPM infers under each policy, whatever was done).
           mask: bool ``[Np]``, the policies inside the Occam window.
+          history: unused.
 
         Returns:
           ``(beliefs, neg_free_energy [Np])`` (zero outside ``mask``).
         """
-        del transitions, actions
+        del actions, history
         x = self.reset(beliefs)
-        new, free = jax.vmap(lambda xk, fk, bk: self(xk, log_initial, fk, bk, likelihoods, t))(
-            x, forward, backward
+        new, free = jax.vmap(lambda xk, fk, bk: self(xk, arrays.log_initial, fk, bk, likelihoods, t))(
+            x, arrays.forward, arrays.backward
         )
         x = tuple(jnp.where(mask[:, None, None], nx, ox) for nx, ox in zip(new, x, strict=True))
         return x, jnp.where(mask, free, 0.0)
+
+    def expected_free_energy(self, outcomes, beliefs, t, trial_length: int, terms):
+        """One policy's expected free energy from ``t`` to the end of the trial (SPM)."""
+        return expected_free_energy(outcomes, beliefs, t, terms)
+
+    def learning_inputs(self, model, beliefs, policy_posterior, history, actions):
+        """SPM's learning inputs: the beliefs averaged with the final policy posterior,
+        the beliefs and posterior of every policy, and the policies.
+
+        Returns:
+          ``(X per factor [Ns_f, T], x per factor [Np, T, Ns_f], u [Np, T], policies)``.
+        """
+        T = policy_posterior.shape[1]
+        qu = policy_posterior[:, T - 1]
+        X = tuple(jnp.einsum("kjs,k->sj", xf, qu) for xf in beliefs)
+        return X, beliefs, policy_posterior, model.policies
 
     def __call__(self, beliefs, log_initial, forward, backward, likelihoods, t: int):
         """Update one policy's beliefs at time ``t``.

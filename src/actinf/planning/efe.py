@@ -142,27 +142,34 @@ def initial_novelty(om: OutcomeModel, initial_beliefs):
     return -sum(w @ x for w, x in zip(om.initial_novelty_weights, initial_beliefs, strict=True))
 
 
-def expected_free_energy(om: OutcomeModel, beliefs, t: int, terms=SPM_TERMS):
+def expected_free_energy(om: OutcomeModel, beliefs, t: int, terms=SPM_TERMS, *, columns=None, last=None):
     """Expected free energy of one policy from time ``t`` to the horizon, split into terms.
 
     Args:
       om: the :class:`OutcomeModel`.
       beliefs: per factor ``[S, Ns_f]``, the policy's beliefs over every time.
-      t: first time counted (may be traced: earlier times are masked out).
+      t: first row counted (may be traced: earlier rows are masked out).
       terms: the EFE terms to sum.
+      columns: int ``[S]``, the column of the preferences ``C`` for each row
+        (default the row itself: rows are the trial's times).
+      last: last row counted (default all; may be traced).
 
     Returns:
       ``(efe, parts)``: the total (lower is better) and a tuple with each term's
       sum over times, the last entry being minus the initial-state novelty.
     """
     S = beliefs[0].shape[0]
+    rows = jnp.arange(S)
+    columns = rows if columns is None else columns
 
     def at(tau, states):
         return jnp.stack([term(om, list(states), tau) for term in terms])
 
-    per_time = jax.vmap(at)(jnp.arange(S), tuple(beliefs))  # [S, n_terms]
-    counted = (jnp.arange(S) >= t)[:, None]
-    summed = jnp.sum(jnp.where(counted, per_time, 0.0), axis=0)
+    per_time = jax.vmap(at)(columns, tuple(beliefs))  # [S, n_terms]
+    counted = rows >= t
+    if last is not None:
+        counted = counted & (rows <= last)
+    summed = jnp.sum(jnp.where(counted[:, None], per_time, 0.0), axis=0)
     parts = [summed[i] for i in range(len(terms))]
     init = -initial_novelty(om, [b[0] for b in beliefs])
     parts.append(init)

@@ -10,6 +10,8 @@ typed record (an :class:`equinox.Module`) with
   the next trial (worlds whose trials depend on history, such as reversal
   learning, keep a trial counter in the state);
 * ``model``: the :class:`~actinf.GenerativeModel` an agent would use for it;
+* ``trial_length``: time steps per trial (the model's horizon ``V.shape[0] + 1``
+  unless the world's trials are longer than its policies, as in a large grid);
 * ``labels``: the :class:`~actinf.models.tmaze.ModelLabels` of that model.
 
 An ``observation`` is an int array ``[G]`` (one outcome per modality of
@@ -105,6 +107,11 @@ class World(eqx.Module):
     @abc.abstractmethod
     def step(self, rng_key: jax.Array, state: WorldState, action: jax.Array) -> tuple[WorldState, jax.Array]:
         """Apply ``action`` (int ``[F]``): ``(next state, observation [G])``."""
+
+    @property
+    def trial_length(self) -> int:
+        """Time steps (outcomes) per trial: the model's horizon unless the world says otherwise."""
+        return self.model.horizon
 
     def next_trial(self, rng_key: jax.Array, state: WorldState) -> tuple[WorldState, jax.Array]:
         """Start the trial after ``state``'s: a reset that increments the trial counter."""

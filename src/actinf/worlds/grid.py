@@ -8,8 +8,12 @@ is). Cell ``(row, column)`` is location ``row * width + column`` (row 0 at the t
 
 Plain variant (``cue=None``)
     Factor ``location`` (``height * width`` states, 5 actions); modality
-    ``location`` (the cell, observed without error); preference
-    ``goal_preference`` for seeing the goal cell, 0 elsewhere.
+    ``location`` (the cell, observed without error); log preference
+    ``goal_preference`` for the goal cell minus ``distance_preference`` times
+    each cell's distance to the goal (shortest path around the walls; cells
+    that cannot reach the goal count as one step further than the farthest).
+    The distance term lets a planner whose policies are shorter than the way
+    to the goal still head toward it.
 
 Cue variant (``cue`` and ``alternative_goal`` given)
     A second factor ``context`` (2 states, uncontrolled, uniform prior): the
@@ -22,14 +26,19 @@ Cue variant (``cue`` and ``alternative_goal`` given)
     when the horizon allows.
 
 Policies: every action sequence of length ``depth`` (1-3), ``5 ** depth`` of
-them, so ``T = depth + 1``. The agent starts at ``start``; its model holds the
-process arrays themselves.
+them, so the model's horizon is ``depth + 1``. A trial lasts ``steps`` time
+steps (default: ``depth + 1`` with a cue; without one, enough to walk the
+shortest path to the goal, at least ``depth + 1``). When ``steps`` exceeds
+``depth + 1`` the agent plans with a receding horizon
+(:class:`~actinf.inference.fixed_point.FixedPoint` inference). The agent starts
+at ``start``; its model holds the process arrays themselves.
 """
 
 from __future__ import annotations
 
 import itertools
 
+import equinox as eqx
 import numpy as np
 
 from ..model import generative_model
@@ -54,6 +63,27 @@ def _cell(name: str, cell, height: int, width: int, walls: np.ndarray) -> tuple[
     return r, c
 
 
+def _distances(walls: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
+    """Shortest-path distance from every cell to ``goal`` around the walls, ``[height, width]``.
+
+    Walls and cells cut off from the goal get one more than the largest finite distance.
+    """
+    height, width = walls.shape
+    dist = np.full((height, width), -1)
+    dist[goal] = 0
+    frontier = [goal]
+    while frontier:
+        nxt = []
+        for r, c in frontier:
+            for _, dr, dc in MOVES[1:]:
+                r2, c2 = r + dr, c + dc
+                if 0 <= r2 < height and 0 <= c2 < width and not walls[r2, c2] and dist[r2, c2] < 0:
+                    dist[r2, c2] = dist[r, c] + 1
+                    nxt.append((r2, c2))
+        frontier = nxt
+    return np.where(dist < 0, dist.max() + 1, dist)
+
+
 class GridWorld(CategoricalWorld):
     """A grid world (see the module docstring).
 
@@ -62,8 +92,11 @@ class GridWorld(CategoricalWorld):
       walls: bool ``[height, width]``, True on walls (default none).
       goal: (row, column) of the goal (default the bottom-right corner).
       start: (row, column) where every trial starts ((0, 0)).
-      depth: policy depth, 1 to 3 (2); ``T = depth + 1``.
+      depth: policy depth, 1 to 3 (2).
       goal_preference: log preference for the goal / reward (4).
+      steps: time steps per trial (see the module docstring).
+      distance_preference: log preference lost per step of distance from the goal
+        (plain variant only; 1).
       cue: (row, column) of the cue cell, or None for the plain variant.
       alternative_goal: (row, column) of the other candidate goal (needed with ``cue``).
 
@@ -73,6 +106,8 @@ class GridWorld(CategoricalWorld):
         state, obs = world.reset(jax.random.key(0))                    # obs [1]: cell 0
         state, obs = world.step(jax.random.key(1), state, jnp.array([2]))   # down: cell 3
     """
+
+    steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -86,6 +121,8 @@ class GridWorld(CategoricalWorld):
         goal_preference: float = 4.0,
         cue=None,
         alternative_goal=None,
+        steps: int | None = None,
+        distance_preference: float = 1.0,
     ):
         for name, n in (("height", height), ("width", width)):
             if isinstance(n, bool) or int(n) != n or n < 1:
@@ -123,7 +160,9 @@ class GridWorld(CategoricalWorld):
         initial_location = np.eye(n)[index(start)]
 
         if cue is None:
+            distance = _distances(walls, goal)
             c_location = np.zeros((n, T))
+            c_location[:] = -float(distance_preference) * distance.reshape(-1)[:, None]
             c_location[index(goal)] = float(goal_preference)
             model = generative_model(
                 [np.eye(n)],
@@ -168,6 +207,16 @@ class GridWorld(CategoricalWorld):
                 (cells, ("none", "cue: goal", "cue: alternative goal"), ("none", "reward")),
                 (actions, ("none",)),
             )
+        if steps is None:
+            steps = T if cue is not None else max(T, int(_distances(walls, goal)[start]) + 1)
+        if isinstance(steps, bool) or int(steps) != steps or steps < T:
+            raise ValueError(f"steps must be an integer of at least depth + 1 = {T}, got {steps}")
         self.process = model
         self.model = model
         self.labels = labels
+        self.steps = int(steps)
+
+    @property
+    def trial_length(self) -> int:
+        """Time steps per trial (``steps``)."""
+        return self.steps

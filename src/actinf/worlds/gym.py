@@ -9,11 +9,12 @@ A world as an environment
 -------------------------
 :class:`WorldEnv` wraps a :class:`~actinf.worlds.World`. An episode is one
 trial of the world: ``reset`` is its first time step, each ``step`` one move,
-and the episode *terminates* after ``T - 1`` moves (``T = world.model.horizon``).
+and the episode *terminates* after ``T - 1`` moves (``T = world.trial_length``).
 The reward of a step is the *utility* of active inference, the log preference
 of the agent's model for the outcomes just observed, summed over modalities::
 
-    reward(t) = sum_g C_g[o_g(t), t]        (C = world.model.preference)
+    reward(t) = sum_g C_g[o_g(t), t]        (C = world.model.preference; its last column
+                                            for times beyond it)
 
 at the time step ``t = 1, ..., T - 1`` reached by the move. (The first
 observation's preference, at ``t = 0``, is not a reward: Gymnasium's ``reset``
@@ -92,7 +93,7 @@ class WorldEnv(gymnasium.Env):
     """An actinf world as a Gymnasium environment (see the module docstring).
 
     Args:
-      world: a :class:`~actinf.worlds.World` (``world.model.horizon`` of 2 or more).
+      world: a :class:`~actinf.worlds.World` (``world.trial_length`` of 2 or more).
       seed: seeds the environment's random generator (as ``reset(seed=...)`` does);
         None draws fresh entropy at the first reset.
       render_mode: None, or ``"ansi"``: :meth:`render` returns a line naming the
@@ -128,13 +129,14 @@ class WorldEnv(gymnasium.Env):
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         model = world.model
-        if model.horizon < 2:
+        if world.trial_length < 2:
             raise ValueError(
-                f"the world's model has horizon T = {model.horizon}: a trial needs T >= 2 (one move or more)"
+                f"the world's trials have T = {world.trial_length} time steps: "
+                "a trial needs T >= 2 (one move or more)"
             )
         self.world = world
         self.render_mode = render_mode
-        self.horizon = model.horizon
+        self.horizon = world.trial_length
         self.observation_space = _space(model.num_outcomes)
         self.action_space = _space(model.num_controls)
         self._num_controls = np.asarray(model.num_controls)
@@ -212,7 +214,11 @@ class WorldEnv(gymnasium.Env):
         self._state, observation = _world_step(self.world, self._key_seed(), self._state, u)
         self._observation = np.asarray(observation, np.int64)
         t = int(self._state.time)
-        reward = float(sum(c[o, t] for c, o in zip(self._preference, self._observation, strict=True)))
+        reward = float(
+            sum(
+                c[o, min(t, c.shape[1] - 1)] for c, o in zip(self._preference, self._observation, strict=True)
+            )
+        )
         self._done = t >= self.horizon - 1
         return self._observation_out(self._observation), reward, self._done, False, self._info()
 
@@ -365,7 +371,7 @@ def run_gymnasium(
     """Run an active inference ``agent`` for ``episodes`` episodes of ``env``.
 
     The agent follows the protocol of the module docstring; its trials of
-    ``T = agent.model.horizon`` time steps are fitted into the episodes as
+    ``T = agent.horizon`` time steps are fitted into the episodes as
     described there. ``agent.init``, ``agent.step`` and ``agent.next_trial`` are
     compiled once (``eqx.filter_jit``, the agent an argument): a second episode,
     or a second run with the same agent, does not trace again.
@@ -413,7 +419,7 @@ def run_gymnasium(
     ):
         raise ValueError(f"max_steps must be a positive integer or None, got {max_steps!r}")
     model = agent.model
-    T = model.horizon
+    T = getattr(agent, "horizon", model.horizon)
     if T < 2:
         raise ValueError(f"the agent's model has horizon T = {T}: it needs T >= 2 to act")
     num_outcomes = np.asarray(model.num_outcomes)

@@ -1,0 +1,200 @@
+"""Episodes and populations: an agent acting in a world, compiled once.
+
+:func:`rollout` runs ``trials`` trials of ``T`` time steps (the agent's
+horizon) in one ``jax.lax.scan``: at each time the agent observes, plans and
+acts (:meth:`~actinf.agent.Agent.step`), the world moves
+(:meth:`~actinf.worlds.World.step`); at the end of a trial the agent learns
+(:meth:`~actinf.agent.Agent.next_trial`) and the world starts the next trial
+(:meth:`~actinf.worlds.World.next_trial`). Nothing runs in Python between
+steps; a second call with the same shapes does not trace or compile again.
+
+:func:`rollout_batch` runs ``num_agents`` independent agents, each in its own
+copy of the world, through ``jax.vmap``.
+
+Long runs go in chunks: :func:`start` resets agent and world, and each call
+returns its :attr:`Trajectory.end` to pass as ``start`` to the next, which
+continues exactly where the last stopped (same learned counts, same world)::
+
+    carry = start(key, agent, world)
+    for chunk in range(10):
+        key, sub = jax.random.split(key)
+        traj = rollout(sub, agent, world, trials=8, start=carry)
+        carry = traj.end
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .agent import Agent, AgentState, StepInfo
+from .worlds.base import World, WorldState
+
+__all__ = ["Carry", "Trajectory", "rollout", "rollout_batch", "start", "start_batch"]
+
+
+class Carry(NamedTuple):
+    """Where a run stands between trials: the agent's and the world's states and
+    the observation that opens the next trial (int ``[G]``)."""
+
+    agent: AgentState
+    world: WorldState
+    observation: jax.Array
+
+
+class Trajectory(NamedTuple):
+    """A run of ``N`` trials of ``T`` steps (leading axes ``[N, T]``; a batch adds ``[K]`` first).
+
+    Attributes:
+      observations: int ``[N, T, G]``.
+      states: int ``[N, T, F]``, the world's true hidden states.
+      actions: int ``[N, T-1, F]``, the actions taken.
+      info: :class:`~actinf.agent.StepInfo` with leading ``[N, T]`` axes (beliefs,
+        policy posterior, expected free energy and its terms, free energies,
+        precision, action probabilities).
+      utility: ``[N, T]``, :math:`\\sum_g C_g[o_{g,t}, t]`, the world's log preference
+        for what was observed (the reward of active inference).
+      end: the :class:`Carry` after the last trial (the agent has learned from
+        it; pass it as ``start`` to continue).
+    """
+
+    observations: jax.Array
+    states: jax.Array
+    actions: jax.Array
+    info: StepInfo
+    utility: jax.Array
+    end: Carry
+
+
+def _check(agent: Agent, world: World) -> None:
+    m, w = agent.model, world.model
+    for what in ("num_states", "num_controls", "num_outcomes"):
+        if getattr(m, what) != getattr(w, what):
+            raise ValueError(
+                f"the agent's model and the world disagree on {what}: "
+                f"{getattr(m, what)} (agent) and {getattr(w, what)} (world)"
+            )
+    if agent.horizon != world.trial_length:
+        raise ValueError(
+            f"the agent's trials have {agent.horizon} time steps and the world's {world.trial_length}: "
+            f"build the agent with trial_length={world.trial_length}"
+        )
+
+
+def _start(rng_key: jax.Array, agent: Agent, world: World) -> Carry:
+    world_state, observation = world.reset(rng_key)
+    return Carry(agent.init(rng_key), world_state, observation)
+
+
+def _utility(world: World, observation: jax.Array, t) -> jax.Array:
+    last = world.model.preference[0].shape[1] - 1
+    return sum(c[observation[g], jnp.minimum(t, last)] for g, c in enumerate(world.model.preference))
+
+
+def _rollout(rng_key: jax.Array, agent: Agent, world: World, trials: int, carry: Carry) -> Trajectory:
+    T = agent.horizon
+
+    def move(c, xs):
+        key, t = xs
+        agent_state, world_state, obs = c
+        k_agent, k_world = jax.random.split(key)
+        agent_state, info = agent.step(k_agent, agent_state, obs)
+        world_next, obs_next = world.step(k_world, world_state, info.action)
+        record = (obs, world_state.states, info.action, info, _utility(world, obs, t))
+        return (agent_state, world_next, obs_next), record
+
+    def trial(c: Carry, key):
+        k_moves, k_last, k_next = jax.random.split(key, 3)
+        times = jnp.arange(T - 1)
+        (agent_state, world_state, obs), rec = jax.lax.scan(
+            move, tuple(c), (jax.random.split(k_moves, T - 1), times)
+        )
+        agent_state, info = agent.step(k_last, agent_state, obs)
+        last = (obs, world_state.states, info.action, info, _utility(world, obs, T - 1))
+        obs_all, states, actions, infos, utility = jax.tree.map(
+            lambda r, x: jnp.concatenate([r, x[None]]), rec, last
+        )
+        agent_state = agent.next_trial(agent_state)
+        world_state, obs = world.next_trial(k_next, world_state)
+        return Carry(agent_state, world_state, obs), (obs_all, states, actions[: T - 1], infos, utility)
+
+    end, (observations, states, actions, info, utility) = jax.lax.scan(
+        trial, carry, jax.random.split(rng_key, trials)
+    )
+    return Trajectory(observations, states, actions, info, utility, end)
+
+
+@eqx.filter_jit
+def start(rng_key: jax.Array, agent: Agent, world: World) -> Carry:
+    """Reset the world and the agent: the :class:`Carry` before the first trial."""
+    return _start(rng_key, agent, world)
+
+
+_start_jit = start
+
+
+@eqx.filter_jit
+def start_batch(rng_key: jax.Array, agent: Agent, world: World, num_agents: int) -> Carry:
+    """:func:`start` for ``num_agents`` independent agents and worlds (leading axis ``[K]``)."""
+    keys = jax.random.split(rng_key, num_agents)
+    return jax.vmap(lambda k: _start(k, agent, world))(keys)
+
+
+@eqx.filter_jit
+def _rollout_jit(rng_key, agent, world, trials, carry):
+    return _rollout(rng_key, agent, world, trials, carry)
+
+
+@eqx.filter_jit
+def _rollout_batch_jit(rng_key, agent, world, trials, carry):
+    keys = jax.random.split(rng_key, jax.tree.leaves(carry.observation)[0].shape[0])
+    return jax.vmap(lambda k, c: _rollout(k, agent, world, trials, c))(keys, carry)
+
+
+def rollout(
+    rng_key: jax.Array, agent: Agent, world: World, trials: int = 1, *, start: Carry | None = None
+) -> Trajectory:
+    """Run ``trials`` trials of one agent in ``world`` (``trials * T`` steps), compiled once.
+
+    Args:
+      rng_key: key for the world's and the agent's sampling.
+      agent: the :class:`~actinf.agent.Agent`; its model must have the world's
+        states, controls, outcomes and horizon.
+      world: the :class:`~actinf.worlds.World`.
+      trials: number of trials (static: a new value compiles again).
+      start: where to continue from (a previous :attr:`Trajectory.end`); default
+        a fresh start from ``rng_key``.
+
+    Returns:
+      the :class:`Trajectory`.
+    """
+    _check(agent, world)
+    if start is None:
+        start = _start_jit(rng_key, agent, world)
+    return _rollout_jit(rng_key, agent, world, int(trials), start)
+
+
+def rollout_batch(
+    rng_key: jax.Array,
+    agent: Agent,
+    world: World,
+    trials: int = 1,
+    num_agents: int | None = None,
+    *,
+    start: Carry | None = None,
+) -> Trajectory:
+    """:func:`rollout` for independent agents, each in its own world (``jax.vmap``).
+
+    Give ``num_agents`` for a fresh start, or a batched ``start`` from
+    :func:`start_batch` or a previous batch's :attr:`Trajectory.end`. Every
+    array of the result has a leading ``[K]`` axis.
+    """
+    _check(agent, world)
+    if start is None:
+        if num_agents is None:
+            raise ValueError("rollout_batch needs num_agents or a batched start")
+        start = start_batch(rng_key, agent, world, int(num_agents))
+    return _rollout_batch_jit(rng_key, agent, world, int(trials), start)
