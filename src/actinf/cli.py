@@ -5,19 +5,25 @@
 writes every output in the reference JSON schema and, with ``--check``, compares
 them with SPM's own. See ``docs/cli.md``.
 
-The app is a group of groups: ``spm`` is one sub-app (:data:`spm_app`), and later
-commands (``actinf run``, ``actinf worlds``, ``actinf bench``, ``actinf fit``) are
-added beside it with ``app.command()`` or ``app.add_typer()``.
+``actinf worlds`` lists the ready-made worlds (:data:`actinf.worlds.WORLDS`) and
+``actinf run WORLD`` runs agents in one and saves what they did
+(:mod:`actinf.run`: ``trajectory.npz``, ``summary.json``, figures).
 
-Importing this module is cheap: JAX, SciPy, rich and the SPM runner are imported
-inside the command functions.
+The app is a group of groups: ``spm`` is one sub-app (:data:`spm_app`); ``run`` and
+``worlds`` are commands beside it, and later ones (``actinf bench``, ``actinf fit``)
+are added with ``app.command()`` or ``app.add_typer()``.
+
+Importing this module is cheap: JAX, SciPy, rich, the SPM runner and
+:mod:`actinf.run` are imported inside the command functions.
 """
 
 import dataclasses
 import itertools
+import json
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -459,6 +465,277 @@ def spm_run(
     lines.say(f"{passed} passed, {failed} failed" if check else f"{passed} written, {failed} failed")
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+# ------------------------------------------------------------------ worlds and run
+
+#: ``actinf run`` shows its progress bar on a non-terminal too from this many agent-trials.
+LARGE_RUN = 10_000
+
+
+@app.command("worlds")
+def worlds() -> None:
+    """List the ready-made worlds for `actinf run`, with their options and defaults."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .worlds import WORLDS
+
+    table = Table(title="worlds (actinf run WORLD -O key=value ...)", show_lines=True)
+    table.add_column("world", no_wrap=True, style="bold")
+    table.add_column("description")
+    table.add_column("options (default)", no_wrap=True)
+    for name, spec in WORLDS.items():
+        options = "\n".join(f"{key}={value!r}" for key, value in spec.options.items())
+        table.add_row(Text(name), Text(spec.description), Text(options or "-"))
+    Console().print(table)
+
+
+def _as_tuples(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def _option_value(text: str) -> Any:
+    """A Python literal (number, tuple, list, None, True, quoted string), else the text itself;
+    lists become tuples."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return text
+    return _as_tuples(value)
+
+
+def _world_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` strings as a dict; ``ValueError`` for a malformed or repeated one."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--option {pair!r}: expected key=value, e.g. -O depth=3")
+        if key in options:
+            raise ValueError(f"--option {key} given twice")
+        options[key] = _option_value(text.strip())
+    return options
+
+
+@contextmanager
+def _run_progress(show: bool, world: str, lines: _Lines) -> Iterator[Callable[[int, int], None] | None]:
+    """Yield ``progress(done, total)`` for :func:`actinf.run.run_world` (a rich bar on stderr), or None."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("trials"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+        redirect_stdout=False,
+        redirect_stderr=True,
+    )
+    with progress:
+        task = progress.add_task(f"{world} (compiling)", total=None)
+        lines.console = progress.console
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, description=world)
+
+        try:
+            yield update
+        finally:
+            lines.console = None
+
+
+def _mean_sd(summary: dict[str, Any], trial: int) -> str:
+    mean, sd = (summary["utility_per_trial"][k][trial] for k in ("mean", "sd"))
+    if mean is None:
+        return "nan"
+    return f"{mean:.3g}" if summary["agents"] == 1 else f"{mean:.3g} ± {sd:.2g}"
+
+
+@app.command("run")
+def run(
+    world: Annotated[
+        str,
+        typer.Argument(help="The world (see `actinf worlds`).", metavar="WORLD", show_default=False),
+    ],
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Trials per agent.", metavar="N")] = 8,
+    agents: Annotated[
+        int, typer.Option("--agents", "-k", help="Independent agents, each in its own world.", metavar="K")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the run's random key.", metavar="S")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output folder [default: runs/WORLD].", metavar="DIR", show_default=False
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-O",
+            help="World option as key=value (a Python literal or a string); repeat for several.",
+            metavar="KEY=VALUE",
+            show_default=False,
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            "--alpha", help="Action precision of sampled actions [default: 512].", show_default=False
+        ),
+    ] = None,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="Take the most probable action instead of sampling.")
+    ] = False,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--learning-rate", help="Learning rate of the Dirichlet counts [default: 1].", show_default=False
+        ),
+    ] = None,
+    forgetting: Annotated[
+        float | None,
+        typer.Option(
+            "--forgetting", help="Forgetting of learned counts, in [0, 1] [default: 0].", show_default=False
+        ),
+    ] = None,
+    no_learning: Annotated[
+        bool, typer.Option("--no-learning", help="Keep the model's counts fixed.")
+    ] = False,
+    inference: Annotated[
+        str | None,
+        typer.Option(
+            "--inference",
+            help="State inference: mmp (SPM's marginal message passing) or fixed-point "
+            "[default: mmp when trials are as long as the policies, else fixed-point].",
+            metavar="mmp|fixed-point",
+            show_default=False,
+        ),
+    ] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write the figures.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+) -> None:
+    """Run active inference agents in a world; write trajectory.npz, summary.json and figures.
+
+    K agents (--agents) each act in their own copy of WORLD for N trials (--trials),
+    learning from trial to trial. The run compiles once, then goes in chunks of up
+    to 8 trials. See docs/cli.md for the files. Exit status: 0 done, 1 the results
+    could not be written, 2 bad usage (unknown world or option, bad value, output
+    folder not writable).
+    """
+    lines = _Lines()
+
+    def usage(message: object) -> typer.Exit:
+        lines.error(message)
+        return typer.Exit(EXIT_USAGE)
+
+    for name, value in (("--trials", trials), ("--agents", agents)):
+        if value < 1:
+            raise usage(f"{name} must be at least 1, got {value}")
+    if not 0 <= seed < 2**63:
+        raise usage(f"--seed must be between 0 and 2**63 - 1, got {seed}")
+    if inference not in (None, "mmp", "fixed-point"):
+        raise usage(f"--inference must be mmp or fixed-point, got {inference!r}")
+    if no_learning and (learning_rate is not None or forgetting is not None):
+        raise usage("--no-learning excludes --learning-rate and --forgetting")
+    try:
+        options = _world_options(option or [])
+    except ValueError as exc:
+        raise usage(exc) from None
+
+    from .worlds import WORLDS
+
+    if world not in WORLDS:
+        raise usage(f"unknown world {world!r}: choose one of {', '.join(WORLDS)} (see `actinf worlds`)")
+    unknown = sorted(set(options) - set(WORLDS[world].options))
+    if unknown:
+        raise usage(
+            f"unknown option {unknown[0]!r} for world {world!r}: its options are "
+            f"{', '.join(WORLDS[world].options)}"
+        )
+
+    import jax
+
+    from .agent import Learning
+    from .inference.fixed_point import FixedPoint
+    from .inference.mmp import MarginalMessagePassing
+    from .run import agent_settings, default_agent, run_world, save_run
+    from .worlds import make_world
+
+    try:
+        the_world = make_world(world, **options)
+    except (ValueError, TypeError) as exc:
+        raise usage(f"world {world!r}: {exc}") from None
+    scheme = {None: None, "mmp": MarginalMessagePassing(), "fixed-point": FixedPoint()}[inference]
+    learning = None
+    if not no_learning:
+        learning = Learning(
+            1.0 if learning_rate is None else learning_rate, 0.0 if forgetting is None else forgetting
+        )
+    try:
+        agent = default_agent(
+            the_world, inference=scheme, alpha=alpha, deterministic=deterministic, learning=learning
+        )
+    except ValueError as exc:
+        raise usage(f"--inference {inference}: {exc}" if inference else exc) from None
+
+    out = Path("runs") / world if out is None else out
+    _prepare_out_dir(out, lines)
+
+    show = not quiet and (sys.stderr.isatty() or trials * agents >= LARGE_RUN)
+    began = time.perf_counter()
+    with _run_progress(show, world, lines) as progress:
+        trajectory = run_world(
+            jax.random.key(seed), agent, the_world, trials=trials, agents=agents, progress=progress
+        )
+    wall = time.perf_counter() - began
+
+    meta = {
+        "world": world,
+        "options": {**WORLDS[world].options, **options},
+        "seed": seed,
+        "wall_time_s": round(wall, 3),
+        "dtype": str(trajectory.utility.dtype),
+    }
+    try:
+        paths = save_run(trajectory, the_world, out, meta=meta, agent=agent, figures=not no_plots)
+    except OSError as exc:
+        lines.error(f"{out}: cannot write the results ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_FAILED) from None
+    except ImportError as exc:
+        lines.error(f"figures need matplotlib ({exc}); install it or pass --no-plots")
+        raise typer.Exit(EXIT_FAILED) from None
+    if quiet:
+        return
+    summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    settings = agent_settings(agent)
+    lines.say(
+        f"{world}: {agents} agent{'s' * (agents != 1)} x {trials} trial{'s' * (trials != 1)} of "
+        f"{summary['trial_length']} steps ({settings['inference']['name']}) in {wall:.1f} s"
+    )
+    lines.say(f"utility per trial: first {_mean_sd(summary, 0)}, last {_mean_sd(summary, trials - 1)}")
+    lines.say(f"wrote {out}{os.sep}: {', '.join(p.name for p in paths.values())}")
 
 
 def main() -> None:

@@ -126,7 +126,7 @@ def _num_controls(run: _Run, batched: bool) -> tuple[int, ...]:
     return tuple(run.action_probabilities.shape[2 + batched :])
 
 
-def _num_states(run: _Run, batched: bool) -> tuple[int, ...]:
+def _num_states(run: _Run) -> tuple[int, ...]:
     return tuple(b.shape[-1] for b in run.beliefs)
 
 
@@ -182,7 +182,10 @@ def _heatmap(ax, data: np.ndarray, names: Sequence[str], title: str, *, first: i
     n = data.shape[1]
     ax.imshow(data, extent=(first - 0.5, first + n - 0.5, data.shape[0] - 0.5, -0.5), **_IMAGE)
     _yticks(ax, names)
-    ax.set_xticks(range(first, first + n))
+    if n <= 2 * MAX_LABELS:
+        ax.set_xticks(range(first, first + n))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title(title, fontsize=10)
 
 
@@ -275,7 +278,7 @@ def plot_agent_trial(
         raise ValueError(f"agent {agent!r} given, but the trajectory has no batch axis (one agent)")
     N, T = run.observations.shape[:2]
     n = _index(trial, N, "trial", "trajectory")
-    Ns, Nu = _num_states(run, False), _num_controls(run, False)
+    Ns, Nu = _num_states(run), _num_controls(run, False)
     names = _Names(labels, Ns, Nu)
     F = len(Ns)
     controlled = _controlled(Nu)
@@ -317,8 +320,8 @@ def plot_agent_trial(
             ax.set_title(f"Actions: {names.factors[f]}", fontsize=10)
         ax.set_xlabel("move", fontsize=8)
     ax = fig.add_subplot(bottom[0, -1])
-    ax.plot(np.arange(1, T + 1), run.precision[n], "o-", color="tab:blue")
-    ax.set_xticks(range(1, T + 1))
+    ax.plot(np.arange(1, T + 1), run.precision[n], "o-" if T <= 50 else "-", color="tab:blue")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("time", fontsize=8)
     ax.set_title("Policy precision γ", fontsize=10)
     ax.grid(alpha=0.3)
@@ -382,7 +385,7 @@ def plot_agent_summary(
             policies=None,
         )
     K, N, T = run.observations.shape[:3]
-    Ns, Nu = _num_states(run, True), _num_controls(run, True)
+    Ns, Nu = _num_states(run), _num_controls(run, True)
     names = _Names(labels, Ns, Nu)
     F = len(Ns)
     controlled = _controlled(Nu)

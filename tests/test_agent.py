@@ -1,0 +1,218 @@
+"""The online agent: SPM equivalence step by step, fixed-point inference, learning, action choice.
+
+The behaviour of agents in worlds (statistical bounds) is in ``test_behaviour.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from actinf.agent import Agent, Deterministic, Learning, Sampled
+from actinf.inference.fixed_point import FixedPoint
+from actinf.model import generative_model
+from actinf.planning.efe import Ambiguity, Risk
+from actinf.planning.policy import FixedPrecision
+from actinf.spm.io import load_case
+from actinf.spm.runner import case_model, case_settings
+from actinf.spm.scheme import spm_agent
+
+DATA = Path(__file__).parent / "data" / "vbx"
+#: the maze (32 trials learning d) and cases with several factors, modalities and learning
+STEPWISE_CASES = ["tmaze_spm_demo", "vbx_1014", "vbx_1016", "vbx_1040", "vbx_1053", "vbx_1058"]
+TOL = 1e-6
+
+
+@pytest.mark.parametrize("name", STEPWISE_CASES)
+def test_online_agent_matches_spm_at_every_step(name):
+    """Feeding SPM's outcomes and actions one step at a time reproduces SPM's
+    policy posterior, action probabilities, precision and free energies at every
+    step, its beliefs at the end of each trial, and its learned counts."""
+    case = load_case(DATA / f"{name}.json")
+    agent = spm_agent(case_model(case), case_settings(case))
+    observe, act = eqx.filter_jit(agent.observe), eqx.filter_jit(agent.act)
+    next_trial = eqx.filter_jit(agent.next_trial)
+    state = agent.init()
+    T = agent.horizon
+    for i, trial in enumerate(case.trials):
+        ref = trial.outputs
+        for t in range(T):
+            state, info = observe(state, jnp.asarray(trial.o[:, t]))
+            where = f"trial {i}, t = {t}"
+            np.testing.assert_allclose(info.policy_posterior, ref["R"][:, t], atol=TOL, err_msg=where)
+            np.testing.assert_allclose(info.precision, ref["w"][min(t, len(ref["w"]) - 1)], atol=TOL)
+            np.testing.assert_allclose(-info.free_energy, ref["F"][:, t], rtol=TOL, atol=TOL, err_msg=where)
+            np.testing.assert_allclose(-info.efe, ref["G"][:, t], rtol=TOL, atol=TOL, err_msg=where)
+            if t < T - 1:
+                np.testing.assert_allclose(
+                    info.action_probabilities, ref["P"][..., t], atol=TOL, err_msg=where
+                )
+                state = act(state, jnp.asarray(trial.u[:, t]))
+        for f, X in enumerate(agent.posterior_states(state)):
+            np.testing.assert_allclose(X.T, ref["X"][f], atol=TOL, err_msg=f"trial {i}, X[{f}]")
+        for f, x in enumerate(state.beliefs):
+            np.testing.assert_allclose(np.transpose(x, (2, 1, 0)), ref["Q"][f], atol=TOL)
+        state = next_trial(state)
+        for key, field in (("a_post", "likelihood_counts"), ("b_post", "transition_counts")):
+            for k, counts in enumerate(getattr(state.model, field) or ()):
+                np.testing.assert_allclose(counts, ref[key][k], rtol=TOL, err_msg=f"trial {i}, {key}[{k}]")
+        for f, counts in enumerate(state.model.initial_counts or ()):
+            np.testing.assert_allclose(counts, ref["d_post"][f], rtol=TOL, err_msg=f"trial {i}, d_post[{f}]")
+
+
+def _random_model(rng, Ns=(4,), No=(3,), Nu=(2,), T=4, **counts):
+    A = []
+    for n in No:
+        a = rng.random((n, *Ns)) + 0.1
+        A.append(a / a.sum(0))
+    B = []
+    for n, u in zip(Ns, Nu, strict=True):
+        b = rng.random((n, n, u)) ** 3
+        B.append(b / b.sum(0))
+    D = [np.full(n, 1.0 / n) for n in Ns]
+    return generative_model(A, B, [rng.normal(size=n) for n in No], D, horizon=T, **counts)
+
+
+def test_fixed_point_is_the_exact_filter_for_one_factor():
+    """With one factor the fixed point is Bayes' rule: q_t ∝ A[o_t] * B(u_{t-1}) q_{t-1},
+    and the negative free energy is the log evidence ln p(o_t | o_<t, u_<t)."""
+    rng = np.random.default_rng(0)
+    model = _random_model(rng)
+    agent = Agent(model, inference=FixedPoint())
+    step = eqx.filter_jit(agent.step)
+    state = agent.init()
+    A, B = np.asarray(model.likelihood[0]), np.asarray(model.transition[0])
+    prior = np.asarray(model.initial[0])
+    for t, o in enumerate([0, 2, 1, 1]):
+        state, info = step(jax.random.key(t), state, jnp.array([o]))
+        joint = A[o] * prior
+        np.testing.assert_allclose(info.states[0], joint / joint.sum(), atol=1e-12)
+        np.testing.assert_allclose(info.free_energy, -np.log(joint.sum()), rtol=1e-10)
+        if t < 3:
+            prior = B[:, :, int(info.action[0])] @ (joint / joint.sum())
+
+
+def test_fixed_point_efe_is_the_sum_over_the_predicted_future():
+    """Receding horizon: a policy's expected free energy at t is the sum of risk and
+    ambiguity over its next moves (inside the trial), predicted by B from the posterior."""
+    rng = np.random.default_rng(1)
+    model = _random_model(rng, T=3)  # policies of 2 moves
+    agent = Agent(
+        model, inference=FixedPoint(), trial_length=5, precision=FixedPrecision(), terms=(Risk(), Ambiguity())
+    )
+    state = agent.init()
+    state, info = eqx.filter_jit(agent.observe)(state, jnp.array([1]))
+    state = agent.act(state, jnp.array([0]))
+    state, info = eqx.filter_jit(agent.observe)(state, jnp.array([2]))  # t = 1: two moves ahead fit
+    A, B = np.asarray(model.likelihood[0]), np.asarray(model.transition[0])
+    C = np.asarray(model.preference[0][:, 0])
+    logC = C - np.log(np.exp(C).sum())
+    q = np.asarray(info.states[0])
+    for k, policy in enumerate(np.asarray(model.policies[:, :, 0]).T):
+        s, expected = q, 0.0
+        for u in policy:
+            s = B[:, :, u] @ s
+            qo = A @ s
+            risk = qo @ (np.log(qo + np.exp(-16)) - logC)
+            ambiguity = -s @ np.sum(A * np.log(A + np.exp(-16)), axis=0)
+            expected += risk + ambiguity
+        np.testing.assert_allclose(info.efe[k], expected, rtol=1e-10, err_msg=f"policy {k}")
+
+
+def test_marginal_message_passing_refuses_trials_longer_than_its_policies():
+    model = _random_model(np.random.default_rng(2), T=3)
+    with pytest.raises(ValueError, match="policies have 2 moves, so the trial must have 3 time steps, not 6"):
+        Agent(model, trial_length=6)
+
+
+def test_deterministic_choice_is_the_most_probable_action():
+    rng = np.random.default_rng(3)
+    model = _random_model(rng, Nu=(3,), T=2)
+    agent = Agent(model, action=Deterministic())
+    state, info = agent.step(jax.random.key(0), agent.init(), jnp.array([0]))
+    marginal = np.zeros(3)
+    np.add.at(marginal, np.asarray(model.policies[0, :, 0]), np.asarray(info.policy_posterior))
+    assert int(info.action[0]) == int(np.argmax(marginal))
+    np.testing.assert_array_equal(info.action_probabilities, np.eye(3)[np.argmax(marginal)])
+
+
+def test_sampled_choice_follows_the_action_probabilities():
+    """Over many keys, sampled actions occur with the agent's action probabilities."""
+    rng = np.random.default_rng(4)
+    model = _random_model(rng, Nu=(3,), T=2)
+    agent = Agent(model, action=Sampled(alpha=1.0))
+    state = agent.init()
+    keys = jax.random.split(jax.random.key(0), 4000)
+    _, infos = jax.jit(jax.vmap(lambda k: agent.step(k, state, jnp.array([1]))))(keys)
+    P = np.asarray(infos.action_probabilities[0])
+    freq = np.bincount(np.asarray(infos.action[:, 0]), minlength=3) / 4000
+    # binomial standard error at n = 4000 is at most 0.008: allow 4 of them
+    np.testing.assert_allclose(freq, P, atol=0.032)
+
+
+def test_forgetting_decays_earlier_evidence_toward_the_prior():
+    """a' = a0 + (1 - phi)(a - a0) + eta * delta: with phi = 1 only the last trial counts."""
+    rng = np.random.default_rng(5)
+    model = _random_model(rng, T=2, initial_counts=[np.full(4, 1.0)])
+    d0 = np.asarray(model.initial_counts[0])
+
+    step = eqx.filter_jit(lambda agent, *args: agent.step(*args))
+    next_trial = eqx.filter_jit(lambda agent, state: agent.next_trial(state))
+
+    def after(phi, outcomes):
+        # phi as an array: one compilation serves every value
+        agent = Agent(model, learning=Learning(rate=1.0, forgetting=jnp.asarray(phi)))
+        state = agent.init()
+        for o in outcomes:
+            for t in range(2):
+                state, _ = step(agent, jax.random.key(t), state, jnp.array([o]))
+            last = agent.posterior_states(state)[0][0]
+            state = next_trial(agent, state)
+        return np.asarray(state.model.initial_counts[0]), np.asarray(last)
+
+    kept, _ = after(0.0, [0, 2])
+    forgot, last = after(1.0, [0, 2])
+    np.testing.assert_allclose(forgot, d0 + last, rtol=1e-12)
+    assert not np.allclose(kept, forgot)
+    half, _ = after(0.5, [0, 2])
+    np.testing.assert_allclose(half, 0.5 * (kept + forgot), rtol=1e-12)
+
+
+def test_no_learning_keeps_the_counts():
+    model = _random_model(np.random.default_rng(6), T=2, initial_counts=[np.full(4, 1.0)])
+    agent = Agent(model, learning=None)
+    state = agent.init()
+    for t in range(2):
+        state, _ = agent.step(jax.random.key(t), state, jnp.array([1]))
+    state = agent.next_trial(state)
+    np.testing.assert_array_equal(state.model.initial_counts[0], model.initial_counts[0])
+
+
+@pytest.mark.parametrize("inference", [None, FixedPoint()], ids=["mmp", "fixed-point"])
+def test_agents_vmap_and_differentiate(inference):
+    """Many agents are jax.vmap over keys; action probabilities are differentiable in alpha."""
+    model = _random_model(np.random.default_rng(7), Ns=(3, 2), No=(2, 3), Nu=(2, 1), T=3)
+    kwargs = {} if inference is None else {"inference": inference}
+    agent = Agent(model, **kwargs)
+    state = agent.init()
+    keys = jax.random.split(jax.random.key(0), 5)
+    _, infos = jax.jit(jax.vmap(lambda k: agent.step(k, state, jnp.array([0, 1]))))(keys)
+    assert infos.action.shape == (5, 2)
+    assert infos.states[0].shape == (5, 3)
+    assert np.all(np.isfinite(infos.efe_terms))
+
+    @jax.jit
+    def log_p(alpha):
+        a = eqx.tree_at(lambda x: x.action, agent, Sampled(alpha))
+        _, info = a.observe(state, jnp.array([0, 1]))
+        return jnp.log(info.action_probabilities[0, 0])
+
+    grad = jax.grad(log_p)(jnp.asarray(2.0))
+    eps = 1e-6
+    fd = (log_p(2.0 + eps) - log_p(2.0 - eps)) / (2 * eps)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
