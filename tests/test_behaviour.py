@@ -13,7 +13,6 @@ import functools
 import jax
 import numpy as np
 import pytest
-from conftest import CompileCounter
 from scipy.stats import binomtest
 
 from actinf.models.tmaze import CUE
@@ -21,6 +20,7 @@ from actinf.rollout import rollout_batch
 from actinf.run import default_agent
 from actinf.worlds import make_world
 from actinf.worlds.explore_exploit import HINT_LEFT, HINT_RIGHT
+from conftest import CompileCounter
 
 pytestmark = pytest.mark.xdist_group("behaviour")  # one worker: the compilations are shared
 
@@ -82,7 +82,8 @@ def test_explore_exploit_choices_follow_a_reliable_advisor():
     hint = np.asarray(traj.observations[:, 0, 1, 0])  # what the advisor said at t = 1
     asked = choice[:, 0] == 1
     assert asked.sum() >= 100, f"only {asked.sum()} of {AGENTS} asked the advisor"
-    followed = np.where(hint == HINT_LEFT, choice[:, 1] == 2, np.where(hint == HINT_RIGHT, choice[:, 1] == 3, False))
+    hinted = np.where(hint == HINT_LEFT, 2, np.where(hint == HINT_RIGHT, 3, -1))  # the machine named
+    followed = choice[:, 1] == hinted
     k = int(followed[asked].sum())
     assert lower_bound(k, int(asked.sum())) >= 0.95, f"{k} of {asked.sum()} followed the advisor"
 
