@@ -194,7 +194,8 @@ def run_world(
       world: the world.
       trials: trials per agent, ``N >= 1``.
       agents: number of agents, ``K >= 1``.
-      chunk: trials per compiled call; default ``min(trials, DEFAULT_CHUNK)``.
+      chunk: trials per compiled call; default the largest divisor of ``trials``
+        up to ``DEFAULT_CHUNK`` (so ``end`` is exactly after ``trials``).
       progress: called as ``progress(done_trials, trials)`` after each chunk.
 
     Returns:
@@ -212,7 +213,8 @@ def run_world(
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value}")
     trials, agents = int(trials), int(agents)
-    chunk = max(1, min(trials, DEFAULT_CHUNK)) if chunk is None else chunk
+    if chunk is None:  # the largest divisor of trials up to DEFAULT_CHUNK: no padded chunk
+        chunk = max(c for c in range(1, min(trials, DEFAULT_CHUNK) + 1) if trials % c == 0)
     if isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk}")
     chunk = int(chunk)
