@@ -183,8 +183,8 @@ def run_world(
     The trials go through :func:`~actinf.rollout.rollout_batch` ``chunk`` at a
     time, each call continuing from the last one's ``end`` (learned counts and
     world state carried over). Every call has the same ``chunk`` trials, so only
-    the first compiles: when ``trials`` is not a multiple of ``chunk`` the last
-    call runs a whole chunk and the extra trials are dropped. A second run with
+    the first compiles: when ``trials`` is not a multiple of a ``chunk`` given,
+    the last call runs a whole chunk and the extra trials are dropped. A second run with
     the same world, agent settings, ``agents`` and ``chunk`` compiles nothing.
 
     Args:
