@@ -16,7 +16,7 @@ import pytest
 from actinf.agent import Agent, Deterministic, Learning, Sampled
 from actinf.inference.fixed_point import FixedPoint
 from actinf.model import generative_model
-from actinf.planning.efe import Ambiguity, Risk
+from actinf.planning.efe import VALUE_TERMS, Ambiguity, Risk
 from actinf.planning.policy import FixedPrecision
 from actinf.spm.io import load_case
 from actinf.spm.runner import case_model, case_settings
@@ -216,3 +216,18 @@ def test_agents_vmap_and_differentiate(inference):
     eps = 1e-6
     fd = (log_p(2.0 + eps) - log_p(2.0 - eps)) / (2 * eps)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_value_terms_split_the_same_expected_free_energy():
+    """-(pragmatic + epistemic) - novelty = risk + ambiguity - novelty, policy by policy."""
+    model = _random_model(
+        np.random.default_rng(8), Ns=(3, 2), No=(2, 3), Nu=(2, 1), T=3, likelihood_counts=None
+    )
+    agent = Agent(model)
+    split = eqx.tree_at(lambda a: a.terms, agent, VALUE_TERMS)
+    observe = eqx.filter_jit(lambda a, s, o: a.observe(s, o))
+    _, info = observe(agent, agent.init(), jnp.array([0, 1]))
+    _, other = observe(split, split.init(), jnp.array([0, 1]))
+    np.testing.assert_allclose(other.efe, info.efe, rtol=1e-12)
+    # epistemic value is an information gain: never negative
+    assert np.all(-np.asarray(other.efe_terms[:, 1]) >= -1e-12)

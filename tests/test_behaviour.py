@@ -27,17 +27,29 @@ pytestmark = pytest.mark.xdist_group("behaviour")  # one worker: the compilation
 AGENTS = 256
 #: the grid with a cue: start top-centre, cue in the centre, goals in the bottom corners
 CUE_GRID = dict(height=3, width=3, start=(0, 1), cue=(1, 1), goal=(2, 0), alternative_goal=(2, 2), depth=3)
+#: a zig-zag corridor on a 5 x 5 grid: 12 moves to the goal, planned 2 moves ahead
+_ROW = (False,) * 5
+CORRIDOR = dict(
+    height=5,
+    width=5,
+    walls=np.array([_ROW, (True,) * 4 + (False,), _ROW, (False,) + (True,) * 4, _ROW]),
+    start=(0, 0),
+    goal=(4, 0),
+    depth=2,
+    steps=16,
+)
 WORLD_OPTIONS = {
     "tmaze": {},
     "grid": {},
     "grid-cue": CUE_GRID,
+    "grid-corridor": CORRIDOR,
     "explore-exploit": {},
     "reversal": {},
 }
 
 
 def _world(name):
-    return make_world("grid" if name == "grid-cue" else name, **WORLD_OPTIONS[name])
+    return make_world("grid" if name.startswith("grid") else name, **WORLD_OPTIONS[name])
 
 
 @functools.cache
@@ -66,6 +78,13 @@ def test_grid_agents_reach_the_goal():
     assert lower_bound(reached.sum(), AGENTS) >= 0.95, f"{reached.sum()} of {AGENTS} reached the goal"
 
 
+def test_grid_agents_plan_ahead_through_a_corridor():
+    """Receding horizon: 2-move plans, replanned at every step, walk a 12-move corridor."""
+    _, traj = _run("grid-corridor", 5)
+    reached = np.any(np.asarray(traj.observations[:, 0, :, 0]) == 20, axis=1)  # cell (4, 0)
+    assert lower_bound(reached.sum(), AGENTS) >= 0.95, f"{reached.sum()} of {AGENTS} reached the goal"
+
+
 def test_grid_agents_with_a_cue_read_it_and_reach_the_goal():
     world, traj = _run("grid-cue", 2)
     cue_cell = CUE_GRID["cue"][0] * 3 + CUE_GRID["cue"][1]
@@ -88,7 +107,7 @@ def test_explore_exploit_choices_follow_a_reliable_advisor():
     assert lower_bound(k, int(asked.sum())) >= 0.95, f"{k} of {asked.sum()} followed the advisor"
 
 
-FIRST_SEED = {"tmaze": 0, "grid": 1, "grid-cue": 2, "explore-exploit": 3, "reversal": 4}
+FIRST_SEED = {"tmaze": 0, "grid": 1, "grid-cue": 2, "explore-exploit": 3, "reversal": 4, "grid-corridor": 5}
 
 
 @pytest.mark.parametrize("name", list(WORLD_OPTIONS))

@@ -16,7 +16,8 @@ An :class:`Agent` holds a generative model and a few interchangeable parts:
 A trial has the model's ``T`` time steps. At each step :math:`t` the agent
 
 1. adds the likelihood of the new outcome, :math:`L_t(s) = \\prod_g A_g[o_{g,t}, s]`;
-2. prunes policies outside the Occam window of its last policy posterior (``zeta`` nats);
+2. prunes policies outside the Occam window of its last policy posterior (``zeta`` nats;
+   SPM's scheme only: with receding-horizon planning every policy is a fresh plan);
 3. infers states under each remaining policy (negative free energies :math:`-F_\\pi`);
 4. scores every policy by its expected free energy :math:`G_\\pi` from :math:`t` to
    the end of the trial, split into terms (:mod:`actinf.planning.efe`);
@@ -352,8 +353,11 @@ class Agent(eqx.Module):
         Ls = state.likelihood.at[t].set(L)
         u = state.policy_posterior
         tp = jnp.maximum(t - 1, 0)
-        mask = jnp.where(t > 0, occam_window(u[:, tp], state.mask, self.zeta), state.mask)
         scheme = self.inference
+        if scheme.policies_persist:
+            mask = jnp.where(t > 0, occam_window(u[:, tp], state.mask, self.zeta), state.mask)
+        else:  # receding horizon: every policy is a plan from now, none stays pruned
+            mask = state.mask
         x, neg_free = scheme.infer(state.beliefs, arrays, Ls, t, state.actions, mask, state.history)
         neg_free = jnp.where(mask, neg_free, 0.0)
         rate = state.rate

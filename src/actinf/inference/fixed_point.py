@@ -64,6 +64,9 @@ class FixedPoint(NamedTuple):
 
     num_iter: int = 10
 
+    #: Policies start afresh at every step, so none stays pruned by the Occam window.
+    policies_persist = False
+
     def num_rows(self, trial_length: int, policy_length: int) -> int:
         """Rows of the belief window: ``L + 1``."""
         return policy_length + 1

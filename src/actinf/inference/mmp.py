@@ -59,6 +59,9 @@ class MarginalMessagePassing(NamedTuple):
     tau: float = 4.0
     erp: float = 4.0
 
+    #: Policies span the trial: one pruned by the Occam window stays pruned (SPM).
+    policies_persist = True
+
     def reset(self, beliefs):
         """Soften every belief before a new time step (SPM's ``erp`` reset)."""
         return tuple(softmax(log_stable(x) / self.erp, axis=-1) for x in beliefs)

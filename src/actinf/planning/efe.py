@@ -30,6 +30,12 @@ As in ``spm_MDP_G.m``, logarithms of outcome probabilities use
 - \\text{initial novelty}` over the remaining times :math:`\\tau = t..S-1`.
 Each term is an object with the same call signature, so a planner is a tuple
 of terms; dropping a term from the tuple switches it off.
+
+The same total splits the other way, into **pragmatic value**
+:math:`\\sum_g q(o_g)\\cdot C_g` and **epistemic value** :math:`H[q(o)] -`
+ambiguity: risk + ambiguity = -(pragmatic + epistemic). :data:`VALUE_TERMS`
+(:class:`PragmaticValue`, :class:`EpistemicValue`, :class:`Novelty`) gives
+the same expected free energy as :data:`SPM_TERMS`, reported that way.
 """
 
 from __future__ import annotations
@@ -128,8 +134,33 @@ class Novelty(NamedTuple):
         return value
 
 
+class PragmaticValue(NamedTuple):
+    """Minus the pragmatic value, :math:`-\\sum_g q(o_g)\\cdot C_g[:, \\tau]` (expected log preference).
+
+    With :class:`EpistemicValue` it splits the same total as :class:`Risk` and
+    :class:`Ambiguity`: risk + ambiguity = -(pragmatic + epistemic value).
+    """
+
+    def __call__(self, om: OutcomeModel, states, tau):
+        value = 0.0
+        for g, a in enumerate(om.likelihood):
+            value = value - contract(a, states) @ om.log_preference[g][:, tau]
+        return value
+
+
+class EpistemicValue(NamedTuple):
+    """Minus the epistemic value, :math:`-(H[q(o)] - \\text{ambiguity})`: minus the expected
+    information gain about the states (the mutual information of states and outcomes)."""
+
+    def __call__(self, om: OutcomeModel, states, tau):
+        qs, qo = _predicted(om, states)
+        return qo @ entropy_log(qo) - qs @ om.neg_entropy
+
+
 #: SPM's expected free energy: risk + ambiguity - novelty.
 SPM_TERMS = (Risk(), Ambiguity(), Novelty())
+#: The same total split as -(pragmatic value) - (epistemic value) - novelty.
+VALUE_TERMS = (PragmaticValue(), EpistemicValue(), Novelty())
 
 
 def initial_novelty(om: OutcomeModel, initial_beliefs):
