@@ -57,6 +57,7 @@ from .planning.policy import (
     FixedPrecision,
     GammaPrecision,
     action_probabilities,
+    log_action_probabilities,
     occam_window,
     policy_entropy_term,
 )
@@ -88,6 +89,10 @@ class Sampled(NamedTuple):
         (:func:`~actinf.planning.policy.action_probabilities`)."""
         return action_probabilities(posterior, actions, num_controls, self.alpha)
 
+    def log_probabilities(self, posterior, actions, num_controls):
+        """``ln P(u)``, ``[Nu_1, ..., Nu_F]`` (stable for large ``alpha``; for model fitting)."""
+        return log_action_probabilities(posterior, actions, num_controls, self.alpha)
+
 
 class Deterministic(NamedTuple):
     """Take the most probable action, :math:`\\arg\\max_u q(u)` (the first one on ties).
@@ -100,6 +105,10 @@ class Deterministic(NamedTuple):
         marginal = action_probabilities(posterior, actions, num_controls, 1.0)
         flat = marginal.reshape(-1)
         return jax.nn.one_hot(jnp.argmax(flat), flat.shape[0], dtype=flat.dtype).reshape(marginal.shape)
+
+    def log_probabilities(self, posterior, actions, num_controls):
+        """``ln P(u)``: 0 for the chosen action, ``-inf`` for the others."""
+        return jnp.log(self.probabilities(posterior, actions, num_controls))
 
 
 class Learning(NamedTuple):
@@ -117,10 +126,15 @@ class Learning(NamedTuple):
     ``forgetting = 0`` (default) is SPM's rule; ``forgetting = 1`` keeps only
     the last trial's evidence. Forgetting lets an agent track a world that
     changes, such as reversal learning.
+
+    SPM learns the initial-state counts ``d`` without a rate
+    (``initial_rate=None``); ``initial_rate`` scales that update too,
+    :math:`d \\mathrel{+}= \\eta_d X_0`, as Smith et al. (2022)'s tutorial does.
     """
 
     rate: float = 1.0
     forgetting: float = 0.0
+    initial_rate: float | None = None
 
 
 class AgentArrays(NamedTuple):
@@ -465,7 +479,9 @@ class Agent(eqx.Module):
             jax.nn.one_hot(state.outcomes[g], n, dtype=dtype) for g, n in enumerate(model.num_outcomes)
         ]
         as_followed = eqx.tree_at(lambda m: m.policies, model, policies)
-        learned, energies = learning.learn_counts(as_followed, onehots, X, x, u, self.learning.rate)
+        learned, energies = learning.learn_counts(
+            as_followed, onehots, X, x, u, self.learning.rate, self.learning.initial_rate
+        )
         learned = eqx.tree_at(lambda m: m.policies, learned, model.policies)
         phi = self.learning.forgetting
         if not (isinstance(phi, float | int) and phi == 0):

@@ -67,9 +67,14 @@ def preference_update(counts, outcomes, eta):
     return counts + eta * outcomes.T * (counts > 0)
 
 
-def initial_update(counts, initial_states):
-    """Add the posterior over initial states to ``counts`` where positive (no learning rate, as SPM)."""
-    return counts + initial_states * (counts > 0)
+def initial_update(counts, initial_states, eta=None):
+    """Add the posterior over initial states to ``counts`` where positive.
+
+    SPM applies no learning rate here (``eta=None``); with ``eta`` the update is
+    :math:`d \\mathrel{+}= \\eta X_0` (as in Smith et al. 2022's tutorial scripts).
+    """
+    update = initial_states if eta is None else eta * initial_states
+    return counts + update * (counts > 0)
 
 
 def habit_update(counts, final_policy_posterior, eta):
@@ -89,7 +94,7 @@ def _with_counts(model: GenerativeModel, counts: tuple) -> GenerativeModel:
     )
 
 
-def learn_counts(model: GenerativeModel, outcomes, X, x, u, eta):
+def learn_counts(model: GenerativeModel, outcomes, X, x, u, eta, initial_eta=None):
     """Learn every Dirichlet count of ``model`` from one trial (the updates above).
 
     Args:
@@ -98,6 +103,8 @@ def learn_counts(model: GenerativeModel, outcomes, X, x, u, eta):
       x: per factor ``[Np, T, Ns_f]`` state beliefs under each policy.
       u: ``[Np, T]`` policy posterior at each time.
       eta: learning rate.
+      initial_eta: learning rate of the initial-state counts ``d`` (None: SPM's,
+        no rate).
 
     Returns:
       ``(model, (Fa, Fb, Fc, Fd, Fe))``: the model with the learned counts and the
@@ -128,7 +135,7 @@ def learn_counts(model: GenerativeModel, outcomes, X, x, u, eta):
         fe["c"] = free_energies(new["c"], prior)
     if model.initial_counts is not None:
         prior = model.initial_counts
-        new["d"] = tuple(initial_update(d, X[f][:, 0]) for f, d in enumerate(prior))
+        new["d"] = tuple(initial_update(d, X[f][:, 0], initial_eta) for f, d in enumerate(prior))
         fe["d"] = free_energies(new["d"], prior)
     if model.habit_counts is not None:
         new["e"] = habit_update(model.habit_counts, u[:, T - 1], eta)

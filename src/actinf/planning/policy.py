@@ -113,6 +113,25 @@ def action_probabilities(posterior, actions, num_controls, alpha):
     return masked_softmax(alpha * logm, possible).reshape(num_controls)
 
 
+def log_action_probabilities(posterior, actions, num_controls, alpha):
+    """``ln P(u)`` of :func:`action_probabilities`, computed as a masked log-softmax.
+
+    Stable for large ``alpha`` (no underflow of ``P`` before the logarithm) and
+    differentiable; actions that no plausible policy takes get ``-inf``.
+    """
+    flat = jnp.ravel_multi_index(tuple(actions.T), num_controls, mode="clip")
+    size = 1
+    for n in num_controls:
+        size *= n
+    marginal = jnp.zeros((size,), posterior.dtype).at[flat].add(posterior)
+    possible = marginal > 0
+    z = jnp.where(possible, alpha * jnp.log(jnp.where(possible, marginal, 1.0)), -jnp.inf)
+    top = jnp.max(z)
+    shifted = jnp.where(possible, z - top, -jnp.inf)
+    norm = jnp.log(jnp.sum(jnp.where(possible, jnp.exp(shifted), 0.0)))
+    return jnp.where(possible, shifted - norm, -jnp.inf).reshape(num_controls)
+
+
 def policy_entropy_term(posterior, prior):
     """:math:`\\sum_\\pi q(\\pi)(\\ln q(\\pi) - \\ln p(\\pi))`, the policy complexity in SPM's ``H``."""
     return posterior @ (log_stable(posterior) - log_stable(prior))
