@@ -151,10 +151,15 @@ class FixedPoint(NamedTuple):
 
         Row ``r`` of the window is time ``t + r``; rows ``1..`` up to the last time
         of the trial (``T - 1``) are counted, with the preferences of their time.
+        The initial-state novelty (SPM's term for learning ``d``) is not counted:
+        it would be the same for every policy.
         """
         S = beliefs[0].shape[0]
         num_columns = outcomes.log_preference[0].shape[1]
         columns = jnp.minimum(t + jnp.arange(S), num_columns - 1)
+        # row 0 is the present, not the initial state: the information gain about
+        # the initial-state counts d is the same for every policy here, so it is left out
+        outcomes = outcomes._replace(initial_novelty_weights=None)
         return expected_free_energy(outcomes, beliefs, 1, terms, columns=columns, last=trial_length - 1 - t)
 
     def learning_inputs(self, model, beliefs, policy_posterior, history, actions):

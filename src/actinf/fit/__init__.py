@@ -1,0 +1,1 @@
+"""Fitting active inference models to behaviour (see ``docs/fitting.md``)."""

@@ -1,0 +1,119 @@
+"""The likelihood of a participant's choices, and simulated participants.
+
+For one participant with parameters :math:`z`, who saw outcomes :math:`o` and
+chose actions :math:`u` over trials :math:`n = 1..N` of :math:`T` steps, the
+agent is run on exactly what the participant saw and did (beliefs, planning and
+learning carried across trials, :meth:`~actinf.agent.Agent.observe` and
+:meth:`~actinf.agent.Agent.act`), and
+
+.. math::
+
+   \\ln p(u \\mid o, z) = \\sum_{n} \\sum_{t < T-1} \\ln P_{n,t}(u_{n,t} \\mid o_{n, \\le t}, u_{n, <t}, z)
+
+with :math:`P_{n,t}` the agent's action probabilities
+(:meth:`~actinf.agent.Sampled.log_probabilities`). Outcomes are data, not
+modelled. The function is pure, differentiable in :math:`z` and written for one
+participant: ``jax.vmap`` runs a group.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..rollout import rollout
+from .tasks import Task
+
+__all__ = ["Behaviour", "log_likelihood", "log_joint", "simulate"]
+
+
+class Behaviour(NamedTuple):
+    """What participants saw and did (a leading participant axis ``[P]`` for a group).
+
+    Attributes:
+      outcomes: int ``[N, G, T]``, the outcome of each modality at each time of each trial.
+      actions: int ``[N, F, T-1]``, the action of each factor at each move (-1: missing,
+        left out of the likelihood).
+      trials: bool ``[N]``, which trials are real (False: padding, for participants
+        with fewer trials than the longest).
+    """
+
+    outcomes: jax.Array
+    actions: jax.Array
+    trials: jax.Array
+
+
+def log_likelihood(task: Task, z: jax.Array, behaviour: Behaviour) -> jax.Array:
+    """:math:`\\ln p(u \\mid o, z)` for one participant (see the module docstring).
+
+    Args:
+      task: the :class:`~actinf.fit.tasks.Task`.
+      z: ``[d]`` parameters on the unconstrained scale.
+      behaviour: one participant's :class:`Behaviour`.
+    """
+    agent = task.agent_for(z)
+    T = agent.horizon
+    V = agent.model.policies
+    Nu = agent.model.num_controls
+
+    def trial(state, xs):
+        o, u, real = xs
+
+        def step(st, t):
+            st, info = agent.observe(st, o[:, t])
+            move = jnp.minimum(t, T - 2)
+            taken = u[:, move]
+            logp = agent.action.log_probabilities(
+                info.policy_posterior, agent.inference.policy_actions(V, t, T), Nu
+            )
+            chosen = logp[tuple(jnp.maximum(taken, 0))]
+            counted = (t < T - 1) & jnp.all(taken >= 0)
+            st = agent.act(st, jnp.maximum(taken, 0))
+            return st, jnp.where(counted, chosen, 0.0)
+
+        end, logps = jax.lax.scan(step, state, jnp.arange(T))
+        learned = agent.next_trial(end)
+        state = jax.tree.map(lambda new, old: jnp.where(real, new, old), learned, state)
+        return state, jnp.where(real, jnp.sum(logps), 0.0)
+
+    _, per_trial = jax.lax.scan(trial, agent.init(), tuple(behaviour))
+    return jnp.sum(per_trial)
+
+
+def log_joint(task: Task, z: jax.Array, behaviour: Behaviour) -> jax.Array:
+    """:math:`\\ln p(u \\mid o, z) + \\ln p(z)` for one participant."""
+    return log_likelihood(task, z, behaviour) + task.log_prior(z)
+
+
+@eqx.filter_jit
+def _simulate(rng_key, task, z, trials):
+    def one(key, zp):
+        agent = task.agent_for(zp)
+        traj = rollout(key, agent, task.world, trials)
+        return traj.observations, traj.actions
+
+    keys = jax.random.split(rng_key, z.shape[0])
+    return jax.vmap(one)(keys, z)
+
+
+def simulate(rng_key: jax.Array, task: Task, z: jax.Array, trials: int) -> Behaviour:
+    """Participants with parameters ``z`` ``[P, d]`` doing ``trials`` trials of the task's world.
+
+    Returns:
+      the group's :class:`Behaviour` (``[P, N, ...]``).
+    """
+    observations, actions = _simulate(rng_key, task, jnp.asarray(z), int(trials))
+    outcomes = jnp.swapaxes(observations, -1, -2)  # [P, N, G, T]
+    actions = jnp.swapaxes(actions, -1, -2)  # [P, N, F, T-1]
+    real = jnp.ones(outcomes.shape[:2], bool)
+    return Behaviour(outcomes.astype(jnp.int32), actions.astype(jnp.int32), real)
+
+
+def sample_prior(rng_key: jax.Array, task: Task, participants: int) -> jax.Array:
+    """``[P, d]`` unconstrained parameters drawn from the task's prior."""
+    eps = jax.random.normal(rng_key, (participants, len(task.parameters)))
+    return np.asarray(task.prior_mean + task.prior_sd * eps)
