@@ -119,7 +119,7 @@ def _laplace(task, behaviour, result):
         w, U = jnp.linalg.eigh(H)
         positive = jnp.all(w > 0)
         w = jnp.maximum(w, 1e-6)
-        cov = (U / w) @ U.T
+        cov = (U / w[None, :]) @ U.T
         logdet = jnp.sum(jnp.log(w))
         return cov, logdet, positive
 

@@ -116,4 +116,4 @@ def simulate(rng_key: jax.Array, task: Task, z: jax.Array, trials: int) -> Behav
 def sample_prior(rng_key: jax.Array, task: Task, participants: int) -> jax.Array:
     """``[P, d]`` unconstrained parameters drawn from the task's prior."""
     eps = jax.random.normal(rng_key, (participants, len(task.parameters)))
-    return np.asarray(task.prior_mean + task.prior_sd * eps)
+    return np.asarray(task.prior_mean[None, :] + task.prior_sd[None, :] * eps)

@@ -42,7 +42,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..maths import contract, log_stable, outer, softmax
+from ..maths import contract, log_stable, normalise, outer, softmax
 from ..planning.efe import expected_free_energy
 
 
@@ -163,15 +163,48 @@ class FixedPoint(NamedTuple):
         return expected_free_energy(outcomes, beliefs, 1, terms, columns=columns, last=trial_length - 1 - t)
 
     def learning_inputs(self, model, beliefs, policy_posterior, history, actions):
-        """What :func:`~actinf.learning.learn_counts` learns from: the filtered posteriors
-        as one "policy", the one the agent actually followed.
+        """What :func:`~actinf.learning.learn_counts` learns from: the posteriors over
+        the trial's states smoothed backward from its end, as one "policy", the
+        one the agent followed.
+
+        The filter's posterior at time ``t`` has seen only the outcomes up to ``t``;
+        learning (of ``d`` in particular) needs what the whole trial says about
+        each time. Per factor, with the actions taken (Rauch-Tung-Striebel for a
+        discrete chain):
+
+        .. math::
+
+           \\tilde q_{T-1} = q_{T-1}, \\qquad
+           \\tilde q_t \\propto q_t \\odot B(u_t)^\\top \\big(\\tilde q_{t+1} \\oslash B(u_t)\\,q_t\\big)
 
         Returns:
           ``(X per factor [Ns_f, T], x per factor [1, T, Ns_f], u [1, T], policies [T-1, 1, F])``.
         """
+        del beliefs, policy_posterior
         T = history[0].shape[0]
         dtype = history[0].dtype
-        X = tuple(h.T for h in history)
-        x = tuple(h[None] for h in history)
+        smoothed = []
+        for f, h in enumerate(history):
+            if T == 1:
+                smoothed.append(h)
+                continue
+            B = model.transition_counts[f] if model.transition_counts is not None else model.transition[f]
+            B = normalise(B)
+
+            def back(later, xs, B=B):
+                q, u = xs
+                move = B[:, :, u]
+                predicted = move @ q
+                possible = predicted > 0  # double where: finite gradients where 0 / 0
+                ratio = jnp.where(possible, later / jnp.where(possible, predicted, 1.0), 0.0)
+                now = q * (move.T @ ratio)
+                total = jnp.sum(now)
+                now = jnp.where(total > 0, now / jnp.where(total > 0, total, 1.0), q)
+                return now, now
+
+            _, earlier = jax.lax.scan(back, h[T - 1], (h[: T - 1], actions[f, : T - 1]), reverse=True)
+            smoothed.append(jnp.concatenate([earlier, h[T - 1 :]]))
+        X = tuple(h.T for h in smoothed)
+        x = tuple(h[None] for h in smoothed)
         u = jnp.ones((1, T), dtype)
         return X, x, u, actions.T[: max(T - 1, 0), None, :]

@@ -1,0 +1,123 @@
+"""The likelihood of behaviour, its gradients, MAP and Laplace.
+
+The likelihood is checked against a direct simulation (the probability of the
+chosen actions is the product of the agent's action probabilities when it
+chose them), its gradient against finite differences, and the Laplace log
+evidence against numerical integration over the parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from actinf.fit.estimate import fit_laplace
+from actinf.fit.likelihood import Behaviour, log_joint, log_likelihood, sample_prior, simulate
+from actinf.fit.tasks import PARAMETERS, make_task
+from actinf.inference.mmp import MarginalMessagePassing
+from actinf.rollout import rollout
+
+pytestmark = pytest.mark.xdist_group("fit")  # one worker: compilations are shared
+
+PARTICIPANTS, TRIALS = 3, 4
+
+
+@functools.cache
+def _task(name="explore-exploit"):
+    return make_task(name)
+
+
+@functools.cache
+def _group(name="explore-exploit"):
+    task = _task(name)
+    z = sample_prior(jax.random.key(0), task, PARTICIPANTS)
+    return z, simulate(jax.random.key(1), task, z, TRIALS)
+
+
+@pytest.mark.parametrize("inference", ["fixed-point", "mmp"])
+def test_likelihood_is_the_product_of_the_agents_action_probabilities(inference):
+    """Simulate with rollout, then score the same choices: ln p = sum ln P_t(u_t)."""
+    task = _task() if inference == "fixed-point" else make_task("explore-exploit", MarginalMessagePassing())
+    z = jnp.asarray([np.log(3.0), 0.2, -0.5])
+    traj = rollout(jax.random.key(3), task.agent_for(z), task.world, 5)
+    P = np.asarray(traj.info.action_probabilities)[:, :-1]  # [N, T-1, Nu...] when each choice was made
+    actions = np.asarray(traj.actions)  # [N, T-1, F]
+    chosen = P[np.arange(5)[:, None], np.arange(2)[None, :], actions[..., 0], actions[..., 1]]
+    behaviour = Behaviour(
+        jnp.swapaxes(traj.observations, -1, -2), jnp.swapaxes(traj.actions, -1, -2), jnp.ones(5, bool)
+    )
+    ll = eqx.filter_jit(log_likelihood)(task, z, behaviour)
+    np.testing.assert_allclose(ll, np.sum(np.log(chosen)), rtol=1e-9)
+
+
+def test_padded_and_missing_choices_are_left_out():
+    z, group = _group()
+    one = jax.tree.map(lambda x: x[0], group)
+    full = eqx.filter_jit(log_likelihood)(_task(), jnp.asarray(z[0]), one)
+    padded = one._replace(trials=one.trials.at[-1].set(False))
+    first = jax.tree.map(lambda x: x[:-1], one)
+    np.testing.assert_allclose(
+        eqx.filter_jit(log_likelihood)(_task(), jnp.asarray(z[0]), padded),
+        eqx.filter_jit(log_likelihood)(_task(), jnp.asarray(z[0]), first),
+        rtol=1e-12,
+    )
+    missing = one._replace(actions=one.actions.at[0, :, 0].set(-1))
+    assert eqx.filter_jit(log_likelihood)(_task(), jnp.asarray(z[0]), missing) > full
+
+
+@pytest.mark.parametrize("name", ["explore-exploit", "maze"])
+def test_gradient_matches_finite_differences(name):
+    task = _task(name)
+    z, group = _group(name)
+    one = jax.tree.map(lambda x: x[1], group)
+    f = jax.jit(lambda zz: log_joint(task, zz, one))
+    grad = jax.jit(jax.grad(lambda zz: log_joint(task, zz, one)))(jnp.asarray(z[1]))
+    eps = 1e-6
+    for i, name_i in enumerate(task.names):
+        e = jnp.zeros(len(task.names)).at[i].set(eps)
+        fd = (f(z[1] + e) - f(z[1] - e)) / (2 * eps)
+        np.testing.assert_allclose(grad[i], fd, rtol=1e-5, atol=1e-7, err_msg=name_i)
+
+
+def test_every_parameter_changes_the_likelihood():
+    """No parameter is inert: moving each one alone changes ln p(u | o, z)."""
+    task = _task()
+    z, group = _group()
+    one = jax.tree.map(lambda x: x[0], group)
+    f = jax.jit(lambda zz: log_likelihood(task, zz, one))
+    for i, name in enumerate(task.names):
+        moved = f(jnp.asarray(z[0]).at[i].add(0.5))
+        assert abs(float(moved - f(jnp.asarray(z[0])))) > 1e-3, name
+
+
+def test_laplace_mode_covariance_and_evidence():
+    """At the MAP the gradient vanishes, and the Laplace log evidence is close to
+    the integral of p(u | o, z) p(z) over z (a 3-D grid over +-5 prior sd)."""
+    task = _task()
+    z, group = _group()
+    result = fit_laplace(task, group)
+    assert bool(np.all(result.converged))
+    assert np.all(np.asarray(result.map.grad_norm) < 1e-3)
+    np.testing.assert_allclose(result.map.theta, task.natural(result.map.z), rtol=1e-12)
+    # numerical integration for participant 0
+    one = jax.tree.map(lambda x: x[0], group)
+    axes = [
+        np.linspace(m - 5 * s, m + 5 * s, 41) for m, s in zip(task.prior_mean, task.prior_sd, strict=True)
+    ]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    lj = jax.jit(jax.vmap(lambda zz: log_joint(task, zz, one)))(jnp.asarray(grid))
+    volume = np.prod([a[1] - a[0] for a in axes])
+    evidence = float(jax.scipy.special.logsumexp(lj) + np.log(volume))
+    assert abs(float(result.log_evidence[0]) - evidence) < 0.5
+
+
+def test_prior_table_is_documented():
+    from actinf.fit import tasks
+
+    for name in PARAMETERS:
+        assert name in tasks.__doc__
