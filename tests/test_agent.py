@@ -231,3 +231,23 @@ def test_value_terms_split_the_same_expected_free_energy():
     np.testing.assert_allclose(other.efe, info.efe, rtol=1e-12)
     # epistemic value is an information gain: never negative
     assert np.all(-np.asarray(other.efe_terms[:, 1]) >= -1e-12)
+
+
+def test_fixed_point_learns_the_initial_state_from_the_whole_trial():
+    """The filter's posterior at t = 0 has seen nothing; d must learn from the trial's
+    end (backward smoothing). A hint that the left machine is better moves d left,
+    and no expected free energy is swamped by the initial-state novelty."""
+    from actinf.worlds.explore_exploit import HINT_LEFT, explore_exploit_model
+
+    model = explore_exploit_model()
+    agent = Agent(model, inference=FixedPoint())
+    observe, act = eqx.filter_jit(agent.observe), eqx.filter_jit(agent.act)
+    state, info = observe(agent.init(), jnp.array([0, 0, 0]))
+    state = act(state, jnp.array([0, 1]))  # ask for the hint
+    state, info = observe(state, jnp.array([HINT_LEFT, 0, 1]))
+    assert np.all(np.abs(np.asarray(info.efe)) < 1e3)
+    state = act(state, jnp.array([0, 2]))  # play left
+    state, _ = observe(state, jnp.array([0, 2, 2]))  # win
+    d0 = np.asarray(model.initial_counts[0])
+    d1 = np.asarray(eqx.filter_jit(agent.next_trial)(state).model.initial_counts[0])
+    assert d1[0] - d0[0] > 0.9 and d1[1] - d0[1] < 0.1
