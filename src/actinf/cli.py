@@ -738,6 +738,480 @@ def run(
     lines.say(f"wrote {out}{os.sep}: {', '.join(p.name for p in paths.values())}")
 
 
+# --------------------------------------------------------------------- fit and recover
+
+
+@contextmanager
+def _participants_progress(
+    show: bool, label: str, lines: _Lines
+) -> Iterator[Callable[[int, int], None] | None]:
+    """Yield ``progress(done, total)`` for :func:`actinf.fit.runner.fit_dataset` (a rich bar on
+    stderr over participants), or None."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("participants"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+        redirect_stdout=False,
+        redirect_stderr=True,
+    )
+    with progress:
+        task = progress.add_task(f"{label} (compiling)", total=None)
+        lines.console = progress.console
+
+        start: list[int] = []  # participants done (loaded) at the first call
+
+        def update(done: int, total: int) -> None:
+            start[:] = start or [done]
+            busy = f"{label} (compiling)" if done == start[0] else label  # until the first chunk ends
+            progress.update(task, completed=done, total=total, description=busy)
+
+        try:
+            yield update
+        finally:
+            lines.console = None
+
+
+def _fit_options(
+    method: str,
+    usage: Callable[[object], typer.Exit],
+    *,
+    iterations: int | None,
+    chains: int | None,
+    warmup: int | None,
+    draws: int | None,
+    seed: int,
+) -> dict[str, int]:
+    """The method's options from the command line; ``usage`` errors for ones it does not take."""
+    from .fit.runner import METHODS
+
+    if method not in METHODS:
+        raise usage(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    sampled = method in ("nuts", "hierarchical")
+    given = {"--iterations": iterations, "--chains": chains, "--warmup": warmup, "--draws": draws}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if (name == "--iterations") == sampled:
+            takes = "map and laplace" if name == "--iterations" else "nuts and hierarchical"
+            raise usage(f"{name} applies to --method {takes}, not {method}")
+        if value < 1:
+            raise usage(f"{name} must be at least 1, got {value}")
+    if not 0 <= seed < 2**32:
+        raise usage(f"--seed must be between 0 and 2**32 - 1, got {seed}")
+    if sampled:
+        options = {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed}
+    else:
+        options = {"iterations": iterations}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _task_or_usage(spec: str, usage: Callable[[object], typer.Exit]) -> Any:
+    from .fit.runner import task_from_spec
+
+    try:
+        return task_from_spec(spec)
+    except ValueError as exc:
+        raise usage(exc) from None
+
+
+def _executor_or_usage(ray: str | None, usage: Callable[[object], typer.Exit]) -> Any:
+    import importlib.util
+
+    from .fit.runner import LocalExecutor, RayExecutor
+
+    if ray is None:
+        return LocalExecutor()
+    if importlib.util.find_spec("ray") is None:
+        raise usage("--ray needs Ray, which is not installed: pip install 'actinf[ray]'")
+    return RayExecutor(None if ray == "local" else ray)
+
+
+def _print_estimates(output: Any, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in ("parameter", "mean", "sd", "min", "max"):
+        table.add_column(name, justify="left" if name == "parameter" else "right")
+    names = output.records[0]["parameters"] if output.records else []
+    for name in names:
+        column = output.estimates[name]
+        table.add_row(
+            name, *(f"{v:.3g}" for v in (column.mean(), column.std(ddof=1), column.min(), column.max()))
+        )
+    Console().print(table)
+
+
+@app.command("fit")
+def fit(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Behaviour in the long format (.csv, .tsv or .parquet; see docs/fitting.md).",
+            metavar="DATA",
+            show_default=False,
+        ),
+    ],
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            "-t",
+            help="The task: explore-exploit or maze, optionally with parameters fixed "
+            "(explore-exploit:learning_rate=0).",
+            metavar="TASK",
+            show_default=False,
+        ),
+    ],
+    method: Annotated[
+        str,
+        typer.Option("--method", "-m", help="map, laplace, nuts or hierarchical.", metavar="M"),
+    ] = "map",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder [default: fits/DATA-METHOD].",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
+    chunk: Annotated[
+        int, typer.Option("--chunk", help="Participants per compiled job (the last is padded).", metavar="N")
+    ] = 25,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Run the chunks on a Ray cluster at ADDRESS ('auto', 'ray://host:10001', or 'local').",
+            metavar="ADDRESS",
+            show_default=False,
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            "--iterations", help="L-BFGS iterations (map, laplace) [default: 60].", show_default=False
+        ),
+    ] = None,
+    chains: Annotated[
+        int | None, typer.Option("--chains", help="NUTS chains [default: 4].", show_default=False)
+    ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option("--warmup", help="NUTS warm-up draws per chain [default: 500].", show_default=False),
+    ] = None,
+    draws: Annotated[
+        int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the NUTS sampler.", metavar="S")] = 0,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare",
+            help="Also fit this model and compare it with --task in comparison.csv "
+            "(laplace: log evidence; nuts, hierarchical: LOO); repeat for several.",
+            metavar="TASK2",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+) -> None:
+    """Fit an active inference model to behaviour; write one file per participant, estimates.csv, fit.json.
+
+    Participants go in chunks of N (--chunk), each chunk one compiled, vectorised
+    job, written to DIR/participants/ as soon as it is done: run the same command
+    again after an interruption and it goes on where it stopped. See
+    docs/fitting.md. Exit status: 0 done, 1 the data are invalid or the results
+    could not be written, 2 bad usage (missing file, unknown task or method, bad
+    option, output folder not writable).
+    """
+    lines = _Lines()
+
+    def usage(message: object) -> typer.Exit:
+        lines.error(message)
+        return typer.Exit(EXIT_USAGE)
+
+    def failed(message: object) -> typer.Exit:
+        lines.error(message)
+        return typer.Exit(EXIT_FAILED)
+
+    options = _fit_options(
+        method, usage, iterations=iterations, chains=chains, warmup=warmup, draws=draws, seed=seed
+    )
+    if chunk < 1:
+        raise usage(f"--chunk must be at least 1, got {chunk}")
+    if compare and method == "map":
+        raise usage("--compare needs a model evidence: use --method laplace, nuts or hierarchical")
+    if not data.exists():
+        raise usage(f"{data}: no such file")
+    if not data.is_file():
+        raise usage(f"{data}: not a file")
+
+    import jax
+
+    with jax.enable_x64(True):  # the fits run in double precision
+        model = _task_or_usage(task, usage)
+        alternatives = [_task_or_usage(spec, usage) for spec in compare or []]
+        names = [model.name, *(t.name for t in alternatives)]
+        if len(set(names)) != len(names):
+            raise usage(f"--compare: the models must differ, got {', '.join(names)}")
+        executor = _executor_or_usage(ray, usage)
+
+        from .fit.data import DataError, read_behaviour
+        from .fit.runner import fit_dataset
+
+        try:
+            ids, behaviour = read_behaviour(data, model)
+        except DataError as exc:
+            raise failed(f"{data}: {exc}") from None
+        except ImportError as exc:
+            raise failed(exc) from None
+        except OSError as exc:
+            raise failed(f"{data}: {exc.strerror or exc}") from None
+
+        out = Path("fits") / f"{data.stem}-{method}" if out is None else out
+        _prepare_out_dir(out, lines)
+        show = not quiet and sys.stderr.isatty()
+
+        def run_one(the_task: Any, folder: Path, label: str) -> Any:
+            with _participants_progress(show, label, lines) as progress:
+                return fit_dataset(
+                    the_task,
+                    ids,
+                    behaviour,
+                    method=method,
+                    out_dir=folder,
+                    chunk=chunk,
+                    progress=progress,
+                    executor=executor,
+                    **options,
+                )
+
+        outputs = {}
+        try:
+            outputs[model.name] = run_one(model, out, f"{model.name} ({method})")
+            for alternative in alternatives:
+                folder = out / "compare" / _safe_name(alternative.name)
+                outputs[alternative.name] = run_one(alternative, folder, f"{alternative.name} ({method})")
+        except KeyboardInterrupt:
+            lines.error(
+                f"interrupted; finished participants are saved in {out}: run the same command to resume"
+            )
+            raise typer.Exit(130) from None
+        except ImportError as exc:
+            raise failed(exc) from None
+        except OSError as exc:
+            raise failed(f"{out}: cannot write the results ({exc.strerror or exc})") from None
+
+        comparison = None
+        if alternatives:
+            try:
+                comparison = _compare(outputs, method, out)
+            except ImportError as exc:
+                raise failed(exc) from None
+            except OSError as exc:
+                raise failed(f"{out}: cannot write comparison.csv ({exc.strerror or exc})") from None
+
+    if quiet:
+        return
+    main_output = outputs[model.name]
+    loaded = len(ids) - len(main_output.fitted)
+    _print_estimates(main_output, f"{model.name}, {method}: estimates over {len(ids)} participants")
+    resumed = f" ({loaded} loaded from earlier files)" if loaded else ""
+    names = list(main_output.records[0]["parameters"]) if main_output.records else []
+    unfinished = int(main_output.estimates[names].isna().any(axis=1).sum())
+    if unfinished:
+        print(
+            f"warning: {unfinished} participant{'s' * (unfinished != 1)} without finite estimates "
+            f"(see {out / 'estimates.csv'})",
+            file=sys.stderr,
+            flush=True,
+        )
+    lines.say(f"fitted {len(main_output.fitted)} participants{resumed} in {main_output.wall_time_s:.1f} s")
+    if comparison is not None:
+        from .fit.compare import format_table
+
+        lines.say(format_table(comparison))
+    written = ["participants/", "estimates.csv", "fit.json"]
+    if method in ("nuts", "hierarchical"):
+        written.insert(1, "posterior/")
+    if comparison is not None:
+        written += ["comparison.csv", "compare/"]
+    lines.say(f"wrote {out}{os.sep}: {', '.join(written)}")
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^0-9A-Za-z.=_-]+", "_", name).strip(".") or "model"
+
+
+def _compare(outputs: dict[str, Any], method: str, out: Path) -> Any:
+    """Compare the fitted models (Laplace evidence or LOO); write ``comparison.csv``."""
+    from .fit import compare as comparing
+    from .fit.runner import laplace_result, load_posterior
+
+    if method == "laplace":
+        table = comparing.compare_laplace({name: laplace_result(o) for name, o in outputs.items()})
+    else:
+        table = comparing.compare_loo({name: load_posterior(o.out_dir) for name, o in outputs.items()})
+    table.to_csv(out / "comparison.csv")
+    return table
+
+
+@app.command("recover")
+def recover(
+    task: Annotated[
+        str,
+        typer.Argument(
+            help="The task: explore-exploit or maze (optionally NAME:param=value,...).",
+            metavar="TASK",
+            show_default=False,
+        ),
+    ],
+    subjects: Annotated[
+        int, typer.Option("--subjects", "-s", help="Simulated participants.", metavar="N")
+    ] = 50,
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Trials per participant.", metavar="T")] = 25,
+    method: Annotated[
+        str, typer.Option("--method", "-m", help="map, laplace, nuts or hierarchical.", metavar="M")
+    ] = "map",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the simulation (and sampler).", metavar="S")
+    ] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder [default: recovery/TASK-METHOD].",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
+    chunk: Annotated[
+        int, typer.Option("--chunk", help="Participants per compiled job (the last is padded).", metavar="N")
+    ] = 25,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray", help="Run the chunks on a Ray cluster at ADDRESS.", metavar="ADDRESS", show_default=False
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            "--iterations", help="L-BFGS iterations (map, laplace) [default: 60].", show_default=False
+        ),
+    ] = None,
+    chains: Annotated[
+        int | None, typer.Option("--chains", help="NUTS chains [default: 4].", show_default=False)
+    ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option("--warmup", help="NUTS warm-up draws per chain [default: 500].", show_default=False),
+    ] = None,
+    draws: Annotated[
+        int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
+) -> None:
+    """Parameter recovery: simulate participants from the prior, fit them, compare with the truth.
+
+    Writes data.csv (the simulated behaviour), the fit's files, recovery.csv (true and
+    recovered values), recovery.json (per parameter r, bias and RMSE) and recovery.png
+    (true against recovered). Exit status: 0 done, 1 the results could not be
+    written, 2 bad usage.
+    """
+    lines = _Lines()
+
+    def usage(message: object) -> typer.Exit:
+        lines.error(message)
+        return typer.Exit(EXIT_USAGE)
+
+    options = _fit_options(
+        method, usage, iterations=iterations, chains=chains, warmup=warmup, draws=draws, seed=seed
+    )
+    for name, value in (("--subjects", subjects), ("--trials", trials), ("--chunk", chunk)):
+        if value < 1:
+            raise usage(f"{name} must be at least 1, got {value}")
+
+    import jax
+
+    with jax.enable_x64(True):
+        model = _task_or_usage(task, usage)
+        executor = _executor_or_usage(ray, usage)
+        out = Path("recovery") / f"{_safe_name(model.name)}-{method}" if out is None else out
+        _prepare_out_dir(out, lines)
+
+        from .fit.runner import recover as run_recovery
+
+        show = not quiet and sys.stderr.isatty()
+        try:
+            with _participants_progress(show, f"{model.name} ({method})", lines) as progress:
+                result = run_recovery(
+                    model,
+                    subjects=subjects,
+                    trials=trials,
+                    method=method,
+                    seed=seed,
+                    out_dir=out,
+                    progress=progress,
+                    chunk=chunk,
+                    executor=executor,
+                    **options,
+                )
+        except KeyboardInterrupt:
+            lines.error(
+                f"interrupted; finished participants are saved in {out}: run the same command to resume"
+            )
+            raise typer.Exit(130) from None
+        except ImportError as exc:
+            lines.error(exc)
+            raise typer.Exit(EXIT_FAILED) from None
+        except OSError as exc:
+            lines.error(f"{out}: cannot write the results ({exc.strerror or exc})")
+            raise typer.Exit(EXIT_FAILED) from None
+
+    if quiet:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{model.name}, {method}: recovery over {subjects} subjects x {trials} trials")
+    table.add_column("parameter")
+    for name in ("r", "bias", "RMSE", "r (z)", "bias (z)", "RMSE (z)"):
+        table.add_column(name, justify="right")
+    for name, row in result.table.iterrows():
+        values = (row["r"], row["bias"], row["rmse"], row["r_z"], row["bias_z"], row["rmse_z"])
+        table.add_row(str(name), *(f"{v:.3g}" for v in values))
+    Console().print(table)
+    lines.say("z: the unconstrained scale (log or logit of the parameter)")
+    lines.say(
+        f"wrote {out}{os.sep}: recovery.csv, recovery.json, recovery.png, data.csv, estimates.csv, fit.json"
+    )
+
+
 def main() -> None:
     """Entry point of the ``actinf`` console script."""
     app(prog_name="actinf")

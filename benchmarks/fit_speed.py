@@ -1,0 +1,102 @@
+"""Speed and recovery of model fitting (issue: fitting active inference models to behaviour).
+
+    PYTHONPATH=src python benchmarks/fit_speed.py [--participants 100] [--trials 25]
+        [--nuts-participants 10] [--chains 4] [--warmup 500] [--draws 500] [--json OUT]
+
+Simulates participants of the explore/exploit task from the prior, then times
+(wall clock, after the first call compiled) MAP, Laplace and, for a subset of
+participants, NUTS; prints the recovery (correlation of true and estimated
+parameters). Records the machine, the date and the numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+from actinf.fit.estimate import fit_laplace, fit_map  # noqa: E402
+from actinf.fit.likelihood import sample_prior, simulate  # noqa: E402
+from actinf.fit.tasks import make_task  # noqa: E402
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    jax.block_until_ready(jax.tree.leaves(out))
+    return out, time.perf_counter() - start
+
+
+def recovery(true, estimated, names):
+    return {
+        n: {
+            "r": float(np.corrcoef(true[:, i], estimated[:, i])[0, 1]),
+            "bias": float(np.mean(estimated[:, i] - true[:, i])),
+        }
+        for i, n in enumerate(names)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="explore-exploit")
+    parser.add_argument("--participants", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=25)
+    parser.add_argument("--nuts-participants", type=int, default=0)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    task = make_task(args.task)
+    z = sample_prior(jax.random.key(0), task, args.participants)
+    behaviour, t_sim = timed(simulate, jax.random.key(1), task, z, args.trials)
+    result = {"task": args.task, "participants": args.participants, "trials": args.trials}
+    _, first = timed(fit_map, task, behaviour)
+    est, t_map = timed(fit_map, task, behaviour)
+    _, first_lap = timed(fit_laplace, task, behaviour)
+    lap, t_lap = timed(fit_laplace, task, behaviour)
+    result.update(
+        simulate_s=t_sim,
+        map_first_call_s=first,
+        map_s=t_map,
+        laplace_first_call_s=first_lap,
+        laplace_s=t_lap,
+        map_recovery=recovery(np.asarray(z), np.asarray(est.z), task.names),
+        laplace_converged=float(np.mean(np.asarray(lap.converged))),
+    )
+    if args.nuts_participants:
+        from actinf.fit.sampling import fit_nuts
+
+        sub = jax.tree.map(lambda x: x[: args.nuts_participants], behaviour)
+        kw = dict(chains=args.chains, warmup=args.warmup, draws=args.draws)
+        idata, t_nuts = timed(fit_nuts, task, sub, **kw)
+        post = np.asarray(idata.posterior["z"].mean(("chain", "draw")))
+        result.update(
+            nuts_participants=args.nuts_participants,
+            nuts_settings=kw,
+            nuts_s_including_compile=t_nuts,
+            nuts_recovery=recovery(np.asarray(z[: args.nuts_participants]), post, task.names),
+        )
+    result.update(
+        machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        date=datetime.date.today().isoformat(),
+        jax=jax.__version__,
+        dtype="float64",
+    )
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
