@@ -171,9 +171,9 @@ def _sample(model, init, task: Task, behaviour: Behaviour, *, chains, warmup, dr
 
     NUTS gets the model's potential energy (``-ln p(u, z)`` on the unconstrained
     scale) and starting points directly: numpyro's model-based initialisation
-    would compile the likelihood's gradient twice more (a search for valid
-    starting points, eager evaluations), which costs more than sampling a small
-    group. The deterministic sites (``theta``, ...) and each participant's
+    (a search for valid starting points, eager runs of the model) would compile
+    the likelihood and its gradient several more times, which costs more than
+    sampling a small group. The deterministic sites (``theta``, ...) and each participant's
     log-likelihood are computed after sampling, for every draw, by compiled programs.
     """
     _, _, az = _require()
