@@ -14,6 +14,7 @@ The small constants are SPM's, so that the SPM-compatible scheme reproduces
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 
@@ -24,7 +25,7 @@ from jax.scipy.special import digamma, gammaln
 #: Added inside the logarithm by :func:`log_stable` (SPM's ``spm_log``).
 LOG_EPS = 1e-16
 #: Added inside the logarithm when SPM computes expected entropies (``spm_MDP_G``).
-ENTROPY_EPS = float(jnp.exp(-16.0))
+ENTROPY_EPS = math.exp(-16.0)
 
 
 def log_stable(x):
