@@ -10,7 +10,8 @@ them with SPM's own. See ``docs/cli.md``.
 (:mod:`actinf.run`: ``trajectory.npz``, ``summary.json``, figures).
 
 The app is a group of groups: ``spm`` is one sub-app (:data:`spm_app`); ``run`` and
-``worlds`` are commands beside it, and later ones (``actinf bench``, ``actinf fit``)
+``worlds`` are commands beside it, as are ``actinf fit``, ``actinf recover`` and
+``actinf bench`` (speed, side by side with pymdp: :mod:`actinf.bench`); later ones
 are added with ``app.command()`` or ``app.add_typer()``.
 
 Importing this module is cheap: JAX, SciPy, rich, the SPM runner and
@@ -1210,6 +1211,98 @@ def recover(
     lines.say(
         f"wrote {out}{os.sep}: recovery.csv, recovery.json, recovery.png, data.csv, estimates.csv, fit.json"
     )
+
+
+# ------------------------------------------------------------------------------- bench
+
+
+@app.command("bench")
+def bench(
+    vs: Annotated[
+        str | None,
+        typer.Option(
+            "--vs",
+            help="Also run pymdp's agents on the same models, check that they agree, and time them.",
+            metavar="pymdp",
+            show_default=False,
+        ),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="A small subset (maze L = 1 with 1 and 16 agents, 5x5 grid L = 1 with 16), for CI.",
+        ),
+    ] = False,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="Write every number to this JSON file.", metavar="OUT", show_default=False
+        ),
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown",
+            help="Write the table to this markdown file (between its bench markers if it has them).",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines, no table.")] = False,
+) -> None:
+    """Time the fixed-point agent on the maze and grid worlds, optionally side by side with pymdp.
+
+    With --vs pymdp each model is built in both libraries from the same arrays, the two
+    agents' action probabilities are compared before any timing, and the table gives
+    both libraries' agent-steps per second, their ratio and first-call latency. See
+    docs/benchmarks.md. Exit status: 0 done, 1 the agents disagree or the results could
+    not be written, 2 bad usage (pymdp missing).
+    """
+    lines = _Lines()
+    if vs is not None and vs != "pymdp":
+        lines.error(f"--vs must be pymdp, got {vs!r}")
+        raise typer.Exit(EXIT_USAGE)
+    vs_pymdp = vs == "pymdp"
+    import importlib.util
+
+    if vs_pymdp and importlib.util.find_spec("pymdp") is None:
+        lines.error("--vs pymdp needs pymdp 1.0: pip install 'actinf[bench]'")
+        raise typer.Exit(EXIT_USAGE)
+    for path in (json_out, markdown):
+        if path is not None and path.parent != Path() and not path.parent.is_dir():
+            lines.error(f"{path}: folder {path.parent} does not exist")
+            raise typer.Exit(EXIT_USAGE)
+
+    from . import bench as benchmark
+
+    command = "actinf bench" + " --vs pymdp" * vs_pymdp + " --quick" * quick
+    command += f" --json {json_out}" if json_out is not None else ""
+    command += f" --markdown {markdown}" if markdown is not None else ""
+    workloads = benchmark.quick_workloads() if quick else benchmark.full_workloads()
+    settings = dict(budget_s=0.2, max_repeats=10, import_repeats=1, peak_repeats=3) if quick else {}
+
+    def progress(message: str) -> None:
+        if not quiet:
+            print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    try:
+        result = benchmark.run_benchmark(workloads, vs_pymdp=vs_pymdp, progress=progress, **settings)
+    except benchmark.AgreementError as exc:
+        lines.error(exc)
+        raise typer.Exit(EXIT_FAILED) from None
+    result["command"] = command
+    report = benchmark.markdown_report(result, command)
+    try:
+        if json_out is not None:
+            json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        if markdown is not None:
+            benchmark.write_markdown(markdown, report)
+    except OSError as exc:
+        lines.error(f"cannot write the results ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_FAILED) from None
+    if not quiet:
+        print(report, end="")
 
 
 def main() -> None:
