@@ -33,7 +33,10 @@ def _python(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_quick_bench_against_pymdp(tmp_path):
     """`actinf bench --quick --vs pymdp` runs, agrees with pymdp and writes every field."""
     out, md = tmp_path / "bench.json", tmp_path / "bench.md"
-    md.write_text(f"# Title\n\nkept\n\n{bench.BEGIN}\nold\n{bench.END}\n\nkept too\n", encoding="utf-8")
+    md.write_text(
+        f"# Title\n\nkept, `{bench.BEGIN}` in the text\n\n{bench.BEGIN}\nold\n{bench.END}\n\nkept too\n",
+        encoding="utf-8",
+    )
     done = _python(
         "-m", "actinf.cli", "bench", "--quick", "--vs", "pymdp", "--json", str(out), "--markdown", str(md)
     )
@@ -58,7 +61,11 @@ def test_quick_bench_against_pymdp(tmp_path):
     assert set(result["targets"]) == {"ratio", "maze_first_call", "import", "peak_fraction"}
     assert all(isinstance(t["met"], bool) for t in result["targets"].values())
     text = md.read_text(encoding="utf-8")
-    assert text.startswith("# Title\n\nkept\n") and text.endswith("kept too\n") and "\nold\n" not in text
+    assert (
+        text.startswith(f"# Title\n\nkept, `{bench.BEGIN}` in the text\n")
+        and text.endswith("kept too\n")
+        and "\nold\n" not in text
+    )
     assert "| workload | policies | agents |" in text and "| maze L=1 | 4 | 16 |" in text
     assert "| workload |" in done.stdout  # the table also goes to stdout
 

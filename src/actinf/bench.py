@@ -70,6 +70,7 @@ import itertools
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -769,6 +770,8 @@ def run_benchmark(
             "vs_pymdp": vs_pymdp,
             "agreement_rtol": AGREEMENT_RTOL,
             "agreement_atol": AGREEMENT_ATOL,
+            # a persistent compilation cache would turn first calls into cache loads
+            "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
         },
     }
     say("import time")
@@ -990,17 +993,16 @@ END = "<!-- bench:end -->"
 
 
 def write_markdown(path: str | os.PathLike, report: str) -> None:
-    """Write ``report`` into ``path`` between the :data:`BEGIN` and :data:`END` markers when the
-    file has them (keeping the rest), else as the whole file."""
+    """Write ``report`` into ``path`` between the :data:`BEGIN` and :data:`END` markers, each
+    alone on its line, when the file has them (keeping the rest), else as the whole file."""
     text = None
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     block = f"{BEGIN}\n{report}{END}"
-    if text is not None and BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
+    pattern = re.compile(f"^{re.escape(BEGIN)}$.*?^{re.escape(END)}$", re.MULTILINE | re.DOTALL)
+    if text is not None and pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
     else:
         text = block + "\n"
     with open(path, "w", encoding="utf-8") as fh:
