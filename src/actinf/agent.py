@@ -53,6 +53,7 @@ from .inference.mmp import MarginalMessagePassing
 from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, softmax
 from .model import GenerativeModel
 from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model
+from .planning.tree import PolicyTree, tree_expected_free_energy
 from .planning.policy import (
     FixedPrecision,
     GammaPrecision,
@@ -161,14 +162,16 @@ class AgentArrays(NamedTuple):
     outcomes: OutcomeModel
 
 
-def agent_arrays(model: GenerativeModel) -> AgentArrays:
+def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays:
     """Derive :class:`AgentArrays` from ``model`` as ``spm_MDP_VB_X`` does.
 
     Counts, where present, replace probabilities: :math:`A = a / \\sum a`,
     ``B`` and ``D`` likewise; learned preferences are
     :math:`C = \\psi(c + 1/32) - \\psi(\\sum c)`; preferences are normalised
     to log probabilities over outcomes at each time; novelty weights come from
-    the counts ``a`` and ``d``.
+    the counts ``a`` and ``d``. With ``per_policy=False`` the per-policy
+    transition stacks ``forward`` and ``backward`` are left empty (planning over
+    the policy tree does not need them).
     """
     V = model.policies
     A = tuple(normalise(a) for a in (model.likelihood_counts or model.likelihood))
@@ -192,8 +195,8 @@ def agent_arrays(model: GenerativeModel) -> AgentArrays:
     def pick(mats, f):
         return jnp.moveaxis(mats[f][:, :, V[:, :, f]], (2, 3), (1, 0))
 
-    fwd = tuple(pick(sB, f) for f in range(len(sB)))
-    bwd = tuple(pick(rB, f) for f in range(len(rB)))
+    fwd = tuple(pick(sB, f) for f in range(len(sB))) if per_policy else ()
+    bwd = tuple(pick(rB, f) for f in range(len(rB))) if per_policy else ()
     return AgentArrays(
         A,
         sB,
@@ -308,6 +311,18 @@ class Agent(eqx.Module):
     beta: float | jax.Array = 1.0
     zeta: float | jax.Array = 3.0
     trial_length: int | None = eqx.field(default=None, static=True)
+    tree: PolicyTree | None = eqx.field(default=None, static=True)
+
+    def __post_init__(self):
+        # receding-horizon planning scores all policies over their prefix tree;
+        # it needs the policies themselves (not traced values) to shape the program
+        if (
+            self.tree is None
+            and isinstance(self.inference, FixedPoint)
+            and self.inference.shared_prefixes
+            and not isinstance(self.model.policies, jax.core.Tracer)
+        ):
+            self.tree = PolicyTree.from_policies(self.model.policies, self.model.num_controls)
 
     def __check_init__(self):
         self.inference.num_rows(self.horizon, self.model.horizon - 1)
@@ -329,10 +344,14 @@ class Agent(eqx.Module):
         start = self.model if model is None else model
         T, Np = self.horizon, start.num_policies
         S = self.inference.num_rows(T, start.horizon - 1)
-        arrays = agent_arrays(start)
+        arrays = agent_arrays(start, per_policy=self.tree is None)
         dtype = arrays.likelihood[0].dtype
+        if self.tree is not None:  # the posterior now: the tree is rebuilt at every step
+            S = Np_rows = 1
+        else:
+            Np_rows = Np
         beliefs = tuple(
-            jnp.broadcast_to(jnp.full((S, n), 1.0 / n, dtype).at[0].set(d), (Np, S, n))
+            jnp.broadcast_to(jnp.full((S, n), 1.0 / n, dtype).at[0].set(d), (Np_rows, S, n))
             for n, d in zip(start.num_states, arrays.initial, strict=True)
         )
         return AgentState(
@@ -372,15 +391,26 @@ class Agent(eqx.Module):
             mask = jnp.where(t > 0, occam_window(u[:, tp], state.mask, self.zeta), state.mask)
         else:  # receding horizon: every policy is a plan from now, none stays pruned
             mask = state.mask
-        x, neg_free = scheme.infer(state.beliefs, arrays, Ls, t, state.actions, mask, state.history)
+        if self.tree is not None:
+            q, neg_now = scheme.filter(arrays, Ls, t, state.actions, state.history)
+            x = tuple(qf[None, None] for qf in q)
+            neg_free = jnp.broadcast_to(neg_now, (Np,))
+        else:
+            x, neg_free = scheme.infer(state.beliefs, arrays, Ls, t, state.actions, mask, state.history)
         neg_free = jnp.where(mask, neg_free, 0.0)
         rate = state.rate
         n_terms = len(self.terms) + 1
         beta = jnp.asarray(self.beta, dtype)
         if Np > 1:
-            efe, parts = jax.vmap(
-                lambda xk: scheme.expected_free_energy(arrays.outcomes, xk, t, T, self.terms)
-            )(x)
+            if self.tree is not None:
+                efe, parts = tree_expected_free_energy(
+                    self.tree, arrays.transition, arrays.outcomes, q, self.terms, t, T
+                )
+                parts = tuple(parts.T)
+            else:
+                efe, parts = jax.vmap(
+                    lambda xk: scheme.expected_free_energy(arrays.outcomes, xk, t, T, self.terms)
+                )(x)
             efe = jnp.where(mask, efe, 0.0)
             parts = jnp.where(mask[:, None], jnp.stack(parts, axis=-1), 0.0)
             post = self.precision(arrays.log_habit, efe, -neg_free, mask, rate, beta)
@@ -396,8 +426,11 @@ class Agent(eqx.Module):
             P = self.action.probabilities(qu, scheme.policy_actions(model.policies, t, T), Nu)
         else:
             P = jnp.zeros(Nu, dtype)
-        now = scheme.now(t)
-        states = tuple(jnp.einsum("k,ks->s", qu, xf[:, now]) for xf in x)
+        if self.tree is not None:
+            states = q
+        else:
+            now = scheme.now(t)
+            states = tuple(jnp.einsum("k,ks->s", qu, xf[:, now]) for xf in x)
         info = StepInfo(
             states=states,
             policy_posterior=qu,

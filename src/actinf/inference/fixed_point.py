@@ -14,8 +14,11 @@ Prior (the empirical prior from the last step):
 
    \\mathbf{p}_{f,t} = B_f(u_{f,t-1})\\,\\mathbf{q}_{f,t-1}, \\qquad \\mathbf{p}_{f,0} = D_f
 
-Fixed point of the mean-field free energy over factors, iterated ``num_iter``
-times (exact in one iteration for one factor):
+Then, per factor in turn, iterated ``num_iter`` times (exact in one iteration
+for one factor, where it is Bayes' rule), SPM's update: the log of the
+likelihood averaged over the other factors (``spm_dot``), not the average of
+its log that the strict mean-field fixed point (and pymdp's ``fpi``) uses;
+the two agree when the other factors are known with certainty:
 
 .. math::
 
@@ -58,11 +61,21 @@ class FixedPoint(NamedTuple):
     Beliefs are a window per factor ``[Np, L + 1, Ns_f]``: row 0 is the
     posterior now, row ``r`` the prediction ``r`` moves ahead under each policy.
 
+    With ``shared_prefixes`` (the default) an :class:`~actinf.agent.Agent`
+    scores its policies over their prefix tree
+    (:mod:`actinf.planning.tree`): policies that start with the same moves
+    share those predictions, and only the posterior now is kept (the window
+    has one row). The expected free energies are the same as scoring each
+    policy's window alone, which is what ``shared_prefixes=False`` does (and
+    what happens when the agent is built from traced policies).
+
     Attributes:
       num_iter: fixed-point iterations over the factors (10; one is exact for one factor).
+      shared_prefixes: plan over the policy tree (True) or policy by policy.
     """
 
     num_iter: int = 10
+    shared_prefixes: bool = True
 
     #: Policies start afresh at every step, so none stays pruned by the Occam window.
     policies_persist = False
@@ -103,6 +116,30 @@ class FixedPoint(NamedTuple):
         complexity = sum(qf @ (log_stable(qf) - lp) for qf, lp in zip(q, log_prior, strict=True))
         return q, accuracy - complexity
 
+    def filter(self, arrays, likelihoods, t, actions, history):
+        """The posterior over the state now and its negative free energy.
+
+        Args:
+          arrays: the agent's :class:`~actinf.agent.AgentArrays`.
+          likelihoods: ``[T, Ns_1, ..., Ns_F]``, the joint likelihood of each time's outcome.
+          t: the current time in the trial (may be traced).
+          actions: int ``[F, max(T-1, 1)]``, the actions taken (``t - 1`` is read).
+          history: per factor ``[T, Ns_f]``, the posteriors at earlier times.
+
+        Returns:
+          ``(q per factor [Ns_f], neg_free_energy scalar)``.
+        """
+        T = history[0].shape[0]
+        tp = jnp.maximum(t - 1, 0)
+        prior = []
+        for f, start in enumerate(arrays.initial):
+            if T > 1:
+                moved = arrays.transition[f][:, :, actions[f, jnp.minimum(tp, T - 2)]] @ history[f][tp]
+                prior.append(jnp.where(t == 0, start, moved))
+            else:
+                prior.append(start)
+        return self.posterior(prior, likelihoods[t])
+
     def infer(self, beliefs, arrays, likelihoods, t, actions, mask, history):
         """Filter the outcome at time ``t`` and predict ahead under each policy.
 
@@ -119,16 +156,7 @@ class FixedPoint(NamedTuple):
           ``(beliefs, neg_free_energy [Np])``.
         """
         del mask
-        T = history[0].shape[0]
-        tp = jnp.maximum(t - 1, 0)
-        prior = []
-        for f, start in enumerate(arrays.initial):
-            if T > 1:
-                moved = arrays.transition[f][:, :, actions[f, jnp.minimum(tp, T - 2)]] @ history[f][tp]
-                prior.append(jnp.where(t == 0, start, moved))
-            else:
-                prior.append(start)
-        q, neg_free = self.posterior(prior, likelihoods[t])
+        q, neg_free = self.filter(arrays, likelihoods, t, actions, history)
         S = beliefs[0].shape[1]
 
         def predict(forward, qf):

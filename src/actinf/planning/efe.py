@@ -97,12 +97,31 @@ def _predicted(om: OutcomeModel, states):
     return qs, om.joint @ qs
 
 
+def _outcome_neg_entropy(om: OutcomeModel, states, joint: bool):
+    """:math:`-H[q(o)]`: of the joint over modalities (SPM) or summed over modalities (pymdp)."""
+    if joint:
+        _, qo = _predicted(om, states)
+        return qo @ entropy_log(qo)
+    value = 0.0
+    for a in om.likelihood:
+        qo = contract(a, states)
+        value = value + qo @ entropy_log(qo)
+    return value
+
+
 class Risk(NamedTuple):
-    """:math:`\\sum_o q(o)\\ln q(o) - \\sum_g q(o_g)\\cdot C_g[:, \\tau]` (joint over modalities)."""
+    """:math:`\\sum_o q(o)\\ln q(o) - \\sum_g q(o_g)\\cdot C_g[:, \\tau]`.
+
+    ``joint=True`` (SPM): :math:`q(o)` is the joint prediction over modalities.
+    ``joint=False`` (pymdp): the entropy is summed over each modality's own
+    prediction, :math:`\\sum_g q(o_g)\\ln q(o_g)`; it differs from the joint
+    one only when several modalities inform on the same states.
+    """
+
+    joint: bool = True
 
     def __call__(self, om: OutcomeModel, states, tau):
-        _, qo = _predicted(om, states)
-        value = qo @ entropy_log(qo)
+        value = _outcome_neg_entropy(om, states, self.joint)
         for g, a in enumerate(om.likelihood):
             value = value - contract(a, states) @ om.log_preference[g][:, tau]
         return value
@@ -150,17 +169,26 @@ class PragmaticValue(NamedTuple):
 
 class EpistemicValue(NamedTuple):
     """Minus the epistemic value, :math:`-(H[q(o)] - \\text{ambiguity})`: minus the expected
-    information gain about the states (the mutual information of states and outcomes)."""
+    information gain about the states (the mutual information of states and outcomes).
+
+    ``joint=False`` sums each modality's information gain,
+    :math:`\\sum_g H[q(o_g)] - \\text{ambiguity}`, as pymdp does (see :class:`Risk`).
+    """
+
+    joint: bool = True
 
     def __call__(self, om: OutcomeModel, states, tau):
-        qs, qo = _predicted(om, states)
-        return qo @ entropy_log(qo) - qs @ om.neg_entropy
+        qs, _ = _predicted(om, states)
+        return _outcome_neg_entropy(om, states, self.joint) - qs @ om.neg_entropy
 
 
 #: SPM's expected free energy: risk + ambiguity - novelty.
 SPM_TERMS = (Risk(), Ambiguity(), Novelty())
 #: The same total split as -(pragmatic value) - (epistemic value) - novelty.
 VALUE_TERMS = (PragmaticValue(), EpistemicValue(), Novelty())
+#: pymdp's expected free energy (``use_utility``, ``use_states_info_gain``): minus the
+#: expected log preference and minus the information gain summed over modalities.
+PYMDP_TERMS = (PragmaticValue(), EpistemicValue(joint=False))
 
 
 def initial_novelty(om: OutcomeModel, initial_beliefs):
