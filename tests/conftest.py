@@ -6,7 +6,13 @@ do: an implicit broadcast of arrays of different ranks is a bug waiting to
 happen, so it raises instead of silently adding axes.
 """
 
+import os
+
 import jax
+
+# the command line keeps compiled programs on disk (actinf.cache); tests count
+# compilations and must not write to the home folder
+os.environ.setdefault("ACTINF_NO_CACHE", "1")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -88,6 +88,19 @@ def _root(
 # --------------------------------------------------------------------------- helpers
 
 
+def _use_compilation_cache() -> None:
+    """Keep compiled programs on disk so that the next run starts at once
+    (``actinf.cache``; ``ACTINF_NO_CACHE=1`` switches it off)."""
+    from .cache import cache_disabled, enable_compilation_cache
+
+    if cache_disabled():
+        return
+    try:
+        enable_compilation_cache()
+    except OSError:  # a read-only home: run without the cache
+        pass
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -645,6 +658,7 @@ def run(
     could not be written, 2 bad usage (unknown world or option, bad value, output
     folder not writable).
     """
+    _use_compilation_cache()
     lines = _Lines()
 
     def usage(message: object) -> typer.Exit:
@@ -946,6 +960,7 @@ def fit(
     could not be written, 2 bad usage (missing file, unknown task or method, bad
     option, output folder not writable).
     """
+    _use_compilation_cache()
     lines = _Lines()
 
     def usage(message: object) -> typer.Exit:
@@ -1144,6 +1159,7 @@ def recover(
     (true against recovered). Exit status: 0 done, 1 the results could not be
     written, 2 bad usage.
     """
+    _use_compilation_cache()
     lines = _Lines()
 
     def usage(message: object) -> typer.Exit:
