@@ -126,8 +126,7 @@ def contract(array, vectors: Sequence[jax.Array], skip: int | None = None):
     lead = array.ndim - n
     letters = string.ascii_letters
     arr_idx = letters[: array.ndim]
-    operands = [array]
-    subs = [arr_idx]
+    operands, subs = [], []
     out = list(arr_idx[:lead])
     for f, v in enumerate(vectors):
         if f == skip:
@@ -135,8 +134,10 @@ def contract(array, vectors: Sequence[jax.Array], skip: int | None = None):
             continue
         operands.append(v)
         subs.append(arr_idx[lead + f])
-    expr = ",".join(subs) + "->" + "".join(out)
-    return jnp.einsum(expr, *operands)
+    # vectors first: under vmap the batch axes then lead the product's result,
+    # which keeps it a plain matrix product (array first: 4x slower on CPU)
+    expr = ",".join([*subs, arr_idx]) + "->" + "".join(out)
+    return jnp.einsum(expr, *operands, array)
 
 
 def categorical_entropy(p, axis: int = 0):

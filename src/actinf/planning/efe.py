@@ -91,21 +91,26 @@ def outcome_model(likelihood, log_preference, novelty_weights=None, initial_nove
     )
 
 
-def _predicted(om: OutcomeModel, states):
+def _joint_states(states):
+    """The joint over factors, ``[prod Ns]``, without states below :math:`e^{-16}` (SPM)."""
     qs = outer(states).reshape(-1)
-    qs = jnp.where(qs > ENTROPY_EPS, qs, 0.0)
-    return qs, om.joint @ qs
+    return jnp.where(qs > ENTROPY_EPS, qs, 0.0)
+
+
+def _predicted(om: OutcomeModel, states):
+    qs = _joint_states(states)
+    return qs, qs @ om.joint.T  # states first: a plain matrix product under vmap
 
 
 def _outcome_neg_entropy(om: OutcomeModel, states, joint: bool):
     """:math:`-H[q(o)]`: of the joint over modalities (SPM) or summed over modalities (pymdp)."""
     if joint:
         _, qo = _predicted(om, states)
-        return qo @ entropy_log(qo)
+        return jnp.sum(qo * entropy_log(qo))  # elementwise: batches of agents and nodes fuse
     value = 0.0
     for a in om.likelihood:
         qo = contract(a, states)
-        value = value + qo @ entropy_log(qo)
+        value = value + jnp.sum(qo * entropy_log(qo))
     return value
 
 
@@ -131,8 +136,7 @@ class Ambiguity(NamedTuple):
     """:math:`-\\sum_s q(s) \\sum_o P(o\\mid s)\\ln P(o\\mid s)`."""
 
     def __call__(self, om: OutcomeModel, states, tau):
-        qs, _ = _predicted(om, states)
-        return -(qs @ om.neg_entropy)
+        return -(_joint_states(states) @ om.neg_entropy)
 
 
 class Novelty(NamedTuple):
@@ -178,8 +182,7 @@ class EpistemicValue(NamedTuple):
     joint: bool = True
 
     def __call__(self, om: OutcomeModel, states, tau):
-        qs, _ = _predicted(om, states)
-        return _outcome_neg_entropy(om, states, self.joint) - qs @ om.neg_entropy
+        return _outcome_neg_entropy(om, states, self.joint) - _joint_states(states) @ om.neg_entropy
 
 
 #: SPM's expected free energy: risk + ambiguity - novelty.

@@ -92,6 +92,19 @@ def occam_window(previous_posterior, mask, zeta):
     return mask & (logp - best > -zeta)
 
 
+def action_marginal(posterior, actions, num_controls):
+    """:math:`q(u) = \\sum_{\\pi: \\pi_t = u} q(\\pi)` over joint actions, flat ``[Nu_1 * ... * Nu_F]``.
+
+    A product with the one-hot matrix of the policies' actions (a matrix product
+    is cheaper than a scatter on CPU, and shared by a batch of agents).
+    """
+    flat = jnp.ravel_multi_index(tuple(actions.T), num_controls, mode="clip")
+    size = 1
+    for n in num_controls:
+        size *= n
+    return posterior @ jax.nn.one_hot(flat, size, dtype=posterior.dtype)
+
+
 def action_probabilities(posterior, actions, num_controls, alpha):
     """Probability of each joint action now, ``[Nu_1, ..., Nu_F]``.
 
@@ -101,11 +114,7 @@ def action_probabilities(posterior, actions, num_controls, alpha):
       num_controls: ``(Nu_1, ..., Nu_F)``.
       alpha: action precision.
     """
-    flat = jnp.ravel_multi_index(tuple(actions.T), num_controls, mode="clip")
-    size = 1
-    for n in num_controls:
-        size *= n
-    marginal = jnp.zeros((size,), posterior.dtype).at[flat].add(posterior)
+    marginal = action_marginal(posterior, actions, num_controls)
     possible = marginal > 0
     logm = jnp.log(jnp.where(possible, marginal, 1.0))
     # actions no plausible policy takes get probability zero (SPM: log(0) = -inf);
@@ -119,11 +128,7 @@ def log_action_probabilities(posterior, actions, num_controls, alpha):
     Stable for large ``alpha`` (no underflow of ``P`` before the logarithm) and
     differentiable; actions that no plausible policy takes get ``-inf``.
     """
-    flat = jnp.ravel_multi_index(tuple(actions.T), num_controls, mode="clip")
-    size = 1
-    for n in num_controls:
-        size *= n
-    marginal = jnp.zeros((size,), posterior.dtype).at[flat].add(posterior)
+    marginal = action_marginal(posterior, actions, num_controls)
     possible = marginal > 0
     z = jnp.where(possible, alpha * jnp.log(jnp.where(possible, marginal, 1.0)), -jnp.inf)
     top = jnp.max(z)
