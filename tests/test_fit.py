@@ -95,6 +95,7 @@ def test_every_parameter_changes_the_likelihood():
         assert abs(float(moved - f(jnp.asarray(z[0])))) > 1e-3, name
 
 
+@pytest.mark.slow  # MAP and Hessian compilations plus a 41^3-point quadrature: about two minutes
 def test_laplace_mode_covariance_and_evidence():
     """At the MAP the gradient vanishes, and the Laplace log evidence is close to
     the integral of p(u | o, z) p(z) over z (a 3-D grid over +-5 prior sd)."""

@@ -28,6 +28,8 @@ from actinf.fit.tasks import make_task  # noqa: E402
 P, N = 3, 4
 CHAINS, WARMUP, DRAWS = 2, 60, 60
 
+pytestmark = pytest.mark.xdist_group("sampling")  # one worker computes the module's fixtures
+
 
 @pytest.fixture(scope="module")
 def task():
@@ -111,11 +113,13 @@ def test_nuts_theta_is_natural_z(task, nuts):
     z = nuts.posterior["z"].values
     np.testing.assert_allclose(nuts.posterior["theta"].values, task.natural(jnp.asarray(z)), rtol=1e-12)
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
 def test_nuts_log_likelihood_is_each_participants(nuts, log_likelihoods):
     stored = nuts.log_likelihood["choices"].values[:, -1]  # the last draw of each chain, [CHAINS, P]
     np.testing.assert_allclose(stored, log_likelihoods[1], rtol=1e-10)
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
 def test_nuts_matches_quadrature(nuts, quadrature):
     # 3 participants x 3 parameters, each by quadrature on a 21^3 grid; NUTS's
@@ -126,6 +130,7 @@ def test_nuts_matches_quadrature(nuts, quadrature):
     ratio = z.std(axis=0) / sd
     assert np.all((ratio > 0.6) & (ratio < 1.5)), ratio
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
 def test_hierarchical_outputs(task, hierarchical):
     post = hierarchical.posterior
@@ -141,6 +146,7 @@ def test_hierarchical_outputs(task, hierarchical):
     np.testing.assert_allclose(post["theta"].values, task.natural(post["z"].values), rtol=1e-12)
     assert hierarchical.log_likelihood["choices"].shape == (CHAINS, DRAWS, P)
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
 def test_summary(task, nuts, hierarchical):
     table = sampling.summary(nuts)
@@ -149,6 +155,7 @@ def test_summary(task, nuts, hierarchical):
     assert "theta[0, action_precision]" in table.index
     assert "mu[preference]" in sampling.summary(hierarchical).index
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
 def test_diagnostics(nuts, hierarchical):
     for idata in (nuts, hierarchical):
@@ -160,6 +167,7 @@ def test_diagnostics(nuts, hierarchical):
         assert diag["min_ess_bulk"] > 0
 
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pareto k warnings: 3 participants, 120 draws
 def test_compare_loo(nuts, hierarchical):
     table = compare_loo({"independent": nuts, "hierarchical": hierarchical})

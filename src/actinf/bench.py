@@ -701,6 +701,45 @@ def import_time(repeats: int = 5) -> dict[str, Any]:
     return {"import_s": inside, "wall_s": wall - bare, "python_startup_s": bare, "repeats": repeats}
 
 
+def cached_first_call(workload: Workload, repeats: int = 1) -> float:
+    """The first call of ``workload``'s actinf episode in a fresh interpreter whose
+    persistent compilation cache (:mod:`actinf.cache`) already holds the program.
+
+    A first interpreter compiles the episode into an empty temporary cache; the
+    next ones (``repeats``, median) build the same episode and time its first call:
+    tracing, loading the compiled program and the first run. This is the first
+    call a user sees from the second run of a program on with the cache on (the
+    command line's default).
+    """
+    import tempfile
+
+    env = dict(os.environ)
+    env.pop("ACTINF_NO_CACHE", None)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory() as folder:
+        code = (
+            "import time, jax\n"
+            "from actinf.cache import enable_compilation_cache\n"
+            f"enable_compilation_cache({folder!r}, min_compile_seconds=0.0)\n"
+            "from actinf import bench\n"
+            f"w = bench.Workload({workload.world!r}, {workload.size}, {workload.depth}, "
+            f"{workload.agents}, {workload.steps})\n"
+            "run = bench.actinf_episode(w)\n"
+            "began = time.perf_counter()\n"
+            "bench._block(run(jax.random.key(0)))\n"
+            "print(time.perf_counter() - began)\n"
+        )
+        times = []
+        for i in range(1 + repeats):
+            done = subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            )
+            if i > 0:
+                times.append(float(done.stdout.split()[-1]))
+    return statistics.median(times)
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, platform, Python, JAX, jaxlib, pymdp and actinf versions, date (UTC)."""
     from . import __version__
@@ -738,6 +777,7 @@ def run_benchmark(
     import_repeats: int = 5,
     peak: bool = True,
     peak_repeats: int = 10,
+    cached: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Check agreement (with pymdp), time every workload, and measure import time and peak.
@@ -748,6 +788,8 @@ def run_benchmark(
       budget_s, min_repeats, max_repeats: repeats per workload (:func:`time_workload`).
       import_repeats: fresh interpreters for :func:`import_time`.
       peak: measure the matrix-multiply peak and the achieved rate on the largest grid.
+      cached: also time the maze's first call from a warm persistent compilation cache
+        (:func:`cached_first_call`, two fresh interpreters per maze line).
       progress: called with a short message before each stage.
 
     Returns:
@@ -793,6 +835,11 @@ def run_benchmark(
                     w, vs_pymdp=vs_pymdp, budget_s=budget_s, min_repeats=min_repeats, max_repeats=max_repeats
                 )
             )
+    if cached:
+        for w, row in zip(workloads, rows, strict=True):
+            if w.world == "maze":
+                say(f"first call from the compilation cache: {w.name}, {w.agents} agents")
+                row["actinf"]["first_call_cached_s"] = cached_first_call(w)
     result["workloads"] = rows
     if peak:
         say("matmul peak")
@@ -835,6 +882,9 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
             "where": f"{slowest['workload']}, {slowest['agents']} agents",
             "met": all(r["actinf"]["first_call_s"] < TARGET_FIRST_CALL_S for r in maze),
         }
+        cached = [r["actinf"]["first_call_cached_s"] for r in maze if "first_call_cached_s" in r["actinf"]]
+        if cached:
+            out["maze_first_call"]["cached"] = max(cached)
     out["import"] = {
         "target": f"< {TARGET_IMPORT_S:g} s",
         "value": result["import"]["import_s"],
@@ -898,7 +948,13 @@ def markdown_report(result: dict[str, Any], command: str) -> str:
         r = t["maze_first_call"]
         lines.append(
             f"- first call < {TARGET_FIRST_CALL_S:g} s on the maze: {_yes(r['met'])} "
-            f"(slowest {r['value']:.2f} s, {r['where']})"
+            f"(slowest {r['value']:.2f} s, {r['where']}, compiling"
+            + (
+                f"; at most {r['cached']:.2f} s in a fresh interpreter loading the program from the "
+                "persistent compilation cache, `actinf.cache`)"
+                if "cached" in r
+                else ")"
+            )
         )
     r = t["import"]
     lines.append(

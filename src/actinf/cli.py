@@ -1296,7 +1296,7 @@ def bench(
     command += f" --json {json_out}" if json_out is not None else ""
     command += f" --markdown {markdown}" if markdown is not None else ""
     workloads = benchmark.quick_workloads() if quick else benchmark.full_workloads()
-    settings = dict(budget_s=0.2, max_repeats=10, import_repeats=1, peak_repeats=3) if quick else {}
+    settings = dict(budget_s=0.2, max_repeats=10, import_repeats=1, peak_repeats=3, cached=False) if quick else {}
 
     def progress(message: str) -> None:
         if not quiet:

@@ -99,14 +99,9 @@ def _rollout(rng_key: jax.Array, agent: Agent, world: World, trials: int, carry:
 
     def move(c, xs):
         # one time step; the world moves after every step but the trial's last
-        key_move, key_last, t = xs
+        k_agent, k_world, t = xs
         agent_state, world_state, obs = c
         last = t == T - 1
-        k_agent, k_world = jax.random.split(key_move)
-        k_agent = jax.random.wrap_key_data(
-            jnp.where(last, jax.random.key_data(key_last), jax.random.key_data(k_agent)),
-            impl=jax.random.key_impl(key_last),
-        )
         agent_state, info = agent.step(k_agent, agent_state, obs)
         world_next, obs_next = world.step(k_world, world_state, info.action)
         world_next = jax.tree.map(lambda a, b: jnp.where(last, a, b), world_state, world_next)
@@ -116,10 +111,12 @@ def _rollout(rng_key: jax.Array, agent: Agent, world: World, trials: int, carry:
 
     def trial(c: Carry, key):
         k_moves, k_last, k_next = jax.random.split(key, 3)
-        moves = jax.random.split(k_moves, T - 1)
-        moves = jnp.concatenate([moves, moves[-1:]]) if T > 1 else jax.random.split(k_moves, 1)
-        lasts = jnp.broadcast_to(k_last, (T,))
-        (agent_state, world_state, obs), rec = jax.lax.scan(move, tuple(c), (moves, lasts, jnp.arange(T)))
+        # every key of the trial split up front (one call of the generator, not one per step):
+        # move t uses the pair split from its key, the last step k_last
+        pairs = jax.vmap(jax.random.split)(jax.random.split(k_moves, max(T - 1, 1)))  # [T-1, 2]
+        k_agent = jnp.concatenate([pairs[: T - 1, 0], k_last[None]])
+        k_world = jnp.concatenate([pairs[: T - 1, 1], pairs[-1:, 1]])
+        (agent_state, world_state, obs), rec = jax.lax.scan(move, tuple(c), (k_agent, k_world, jnp.arange(T)))
         obs_all, states, actions, infos, utility = rec
         agent_state = agent.next_trial(agent_state)
         world_state, obs = world.next_trial(k_next, world_state)

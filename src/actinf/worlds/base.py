@@ -124,24 +124,30 @@ def _categorical(rng_key: jax.Array, p: jax.Array) -> jax.Array:
     return inverse_cdf(p, jax.random.uniform(rng_key, dtype=p.dtype)).astype(jnp.int32)
 
 
-def sample_outcomes(rng_key: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
-    """``o_g ~ A_g[:, s_1, ..., s_F]`` for every modality: int ``[G]``."""
-    keys = jax.random.split(rng_key, len(likelihood))
+def _draw_outcomes(uniforms: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
     index = tuple(states[f] for f in range(states.shape[0]))
     return jnp.stack(
-        [_categorical(k, a[(slice(None), *index)]) for k, a in zip(keys, likelihood, strict=True)]
-    )
+        [inverse_cdf(a[(slice(None), *index)], u) for u, a in zip(uniforms, likelihood, strict=True)]
+    ).astype(jnp.int32)
+
+
+def _draw_states(uniforms: jax.Array, transition: tuple, states: jax.Array, action: jax.Array) -> jax.Array:
+    return jnp.stack(
+        [inverse_cdf(b[:, states[f], action[f]], u) for f, (u, b) in enumerate(zip(uniforms, transition, strict=True))]
+    ).astype(jnp.int32)
+
+
+def sample_outcomes(rng_key: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
+    """``o_g ~ A_g[:, s_1, ..., s_F]`` for every modality: int ``[G]`` (one uniform draw per modality,
+    all from one call of the generator)."""
+    uniforms = jax.random.uniform(rng_key, (len(likelihood),), dtype=likelihood[0].dtype)
+    return _draw_outcomes(uniforms, likelihood, states)
 
 
 def sample_states(rng_key: jax.Array, transition: tuple, states: jax.Array, action: jax.Array) -> jax.Array:
-    """``s_f' ~ B_f[:, s_f, u_f]`` for every factor: int ``[F]``."""
-    keys = jax.random.split(rng_key, len(transition))
-    return jnp.stack(
-        [
-            _categorical(k, b[:, states[f], action[f]])
-            for f, (k, b) in enumerate(zip(keys, transition, strict=True))
-        ]
-    )
+    """``s_f' ~ B_f[:, s_f, u_f]`` for every factor: int ``[F]`` (one call of the generator)."""
+    uniforms = jax.random.uniform(rng_key, (len(transition),), dtype=transition[0].dtype)
+    return _draw_states(uniforms, transition, states, action)
 
 
 class CategoricalWorld(World):
@@ -177,8 +183,12 @@ class CategoricalWorld(World):
 
     def step(self, rng_key: jax.Array, state: WorldState, action: jax.Array) -> tuple[WorldState, jax.Array]:
         """``s_f' ~ B_f[:, s_f, u_f]``, ``o_g ~ A_g[:, s']``; the time advances by one."""
-        key_s, key_o = jax.random.split(rng_key)
+        # every uniform of the step from one call of the generator: on CPU each call
+        # of JAX's Threefry is a small loop, a large part of a small model's step
+        F = len(self.process.transition)
+        dtype = self.process.transition[0].dtype
+        uniforms = jax.random.uniform(rng_key, (F + len(self.process.likelihood),), dtype=dtype)
         action = jnp.asarray(action, jnp.int32)
-        states = sample_states(key_s, self.process.transition, state.states, action)
-        observation = sample_outcomes(key_o, self.process.likelihood, states)
+        states = _draw_states(uniforms[:F], self.process.transition, state.states, action)
+        observation = _draw_outcomes(uniforms[F:], self.process.likelihood, states)
         return WorldState(states, state.time + 1, state.trial), observation
