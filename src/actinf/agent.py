@@ -53,7 +53,7 @@ from .inference.mmp import MarginalMessagePassing
 from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, softmax
 from .model import GenerativeModel
 from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model
-from .planning.tree import PolicyTree, tree_expected_free_energy
+from .planning.tree import PolicyTree, successors, tree_expected_free_energy
 from .planning.policy import (
     FixedPrecision,
     GammaPrecision,
@@ -150,6 +150,8 @@ class AgentArrays(NamedTuple):
       forward, backward: per factor ``[Np, T-1, Ns_f, Ns_f]``: each policy's
         transition matrices and their normalised transposes.
       outcomes: the :class:`~actinf.planning.efe.OutcomeModel` for expected free energy.
+      successors: per factor ``[Ns_f, Nu_f, Ns_f]``, ``B_f`` laid out for planning over
+        the policy tree (:func:`~actinf.planning.tree.successors`); empty with per-policy arrays.
     """
 
     likelihood: tuple
@@ -160,6 +162,7 @@ class AgentArrays(NamedTuple):
     forward: tuple
     backward: tuple
     outcomes: OutcomeModel
+    successors: tuple = ()
 
 
 def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays:
@@ -206,6 +209,7 @@ def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays
         fwd,
         bwd,
         outcome_model(A, C, wA, wD),
+        () if per_policy else successors(sB),
     )
 
 
@@ -404,7 +408,7 @@ class Agent(eqx.Module):
         if Np > 1:
             if self.tree is not None:
                 efe, parts = tree_expected_free_energy(
-                    self.tree, arrays.transition, arrays.outcomes, q, self.terms, t, T
+                    self.tree, arrays.successors, arrays.outcomes, q, self.terms, t, T
                 )
                 parts = tuple(parts.T)
             else:

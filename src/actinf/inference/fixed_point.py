@@ -134,7 +134,11 @@ class FixedPoint(NamedTuple):
         prior = []
         for f, start in enumerate(arrays.initial):
             if T > 1:
-                moved = arrays.transition[f][:, :, actions[f, jnp.minimum(tp, T - 2)]] @ history[f][tp]
+                u = actions[f, jnp.minimum(tp, T - 2)]
+                if arrays.successors:  # rows of M_f[:, u, :] are contiguous: a cheap slice
+                    moved = history[f][tp] @ arrays.successors[f][:, u, :]
+                else:
+                    moved = arrays.transition[f][:, :, u] @ history[f][tp]
                 prior.append(jnp.where(t == 0, start, moved))
             else:
                 prior.append(start)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["PolicyTree", "tree_expected_free_energy"]
+__all__ = ["PolicyTree", "predict_children", "successors", "tree_expected_free_energy"]
 
 
 @dataclass(frozen=True)
@@ -102,38 +102,44 @@ class PolicyTree:
         return tuple(len(p) for p in self.parents)
 
 
-def predict_children(tree: PolicyTree, transition, states, k: int):
+def successors(transition) -> tuple:
+    """Per factor ``M_f`` ``[Ns_f, Nu_f, Ns_f]``, :math:`M_f[s, u, s'] = B_f[s', s, u]`: the
+    distribution of the next state from ``s`` under ``u`` as a row. Beliefs times
+    ``M_f`` reshaped to ``[Ns_f, Nu_f * Ns_f]`` predict every move at once."""
+    return tuple(jnp.transpose(B, (1, 2, 0)) for B in transition)
+
+
+def predict_children(tree: PolicyTree, moves, states, k: int):
     """Beliefs at depth ``k`` (per factor ``[n_k, Ns_f]``) from those at depth ``k - 1``.
 
     Args:
       tree: the :class:`PolicyTree`.
-      transition: per factor ``B_f`` ``[Ns_f, Ns_f, Nu_f]`` (normalised columns).
+      moves: per factor ``M_f`` ``[Ns_f, Nu_f, Ns_f]`` (:func:`successors`).
       states: per factor ``[n_{k-1}, Ns_f]``.
       k: depth, 1-based.
     """
     parent = np.asarray(tree.parents[k - 1], np.int32)
     move = np.asarray(tree.moves[k - 1], np.int32).reshape(len(parent), -1)
     out = []
-    for f, (B, prev) in enumerate(zip(transition, states, strict=True)):
-        Ns, _, Nu = B.shape
+    for f, (M, prev) in enumerate(zip(moves, states, strict=True)):
+        Ns, Nu, _ = M.shape
         used = np.unique(move[:, f])
         if len(used) == 1:  # one move at this depth (or an uncontrolled factor): one product
-            child = prev[parent] @ B[:, :, int(used[0])].T
+            child = prev[parent] @ M[:, int(used[0]), :]
         else:
             # every parent under every move: [n_{k-1}, Ns] @ [Ns, Nu * Ns]
-            side_by_side = jnp.transpose(B, (1, 2, 0)).reshape(Ns, Nu * Ns)
-            every = (prev @ side_by_side).reshape(prev.shape[0], Nu, Ns)
+            every = (prev @ M.reshape(Ns, Nu * Ns)).reshape(prev.shape[0], Nu, Ns)
             child = every[parent, move[:, f]]
         out.append(child)
     return tuple(out)
 
 
-def tree_expected_free_energy(tree: PolicyTree, transition, outcomes, posterior, terms, t, trial_length: int):
+def tree_expected_free_energy(tree: PolicyTree, moves, outcomes, posterior, terms, t, trial_length: int):
     """Expected free energy of every policy from the current posterior, split into terms.
 
     Args:
       tree: the :class:`PolicyTree` of the agent's policies.
-      transition: per factor ``B_f`` ``[Ns_f, Ns_f, Nu_f]``.
+      moves: per factor ``M_f`` ``[Ns_f, Nu_f, Ns_f]`` (:func:`successors` of the ``B_f``).
       outcomes: the :class:`~actinf.planning.efe.OutcomeModel`.
       posterior: per factor ``[Ns_f]``, the posterior now (time ``t``).
       terms: the expected free energy terms.
@@ -150,7 +156,7 @@ def tree_expected_free_energy(tree: PolicyTree, transition, outcomes, posterior,
     dtype = posterior[0].dtype
     parts = jnp.zeros((tree.num_policies, len(terms)), dtype)
     for k in range(1, tree.depth + 1):
-        states = predict_children(tree, transition, states, k)
+        states = predict_children(tree, moves, states, k)
         tau = jnp.minimum(t + k, num_columns - 1)
 
         def node_value(*node_states, tau=tau):
