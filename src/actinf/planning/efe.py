@@ -109,8 +109,10 @@ def _outcome_neg_entropy(om: OutcomeModel, states, joint: bool):
         return jnp.sum(qo * entropy_log(qo))  # elementwise: batches of agents and nodes fuse
     value = 0.0
     for a in om.likelihood:
-        qo = contract(a, states)
-        value = value + jnp.sum(qo * entropy_log(qo))
+        # the prediction written twice on purpose: XLA:CPU then fuses each use into
+        # its own product instead of writing the [batch, No] result out and reading it
+        # back (1.5 to 2.5 times faster for a population planning over a tree)
+        value = value + jnp.sum(contract(a, states) * entropy_log(contract(a, states)))
     return value
 
 
