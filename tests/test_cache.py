@@ -28,7 +28,10 @@ def _run(directory):
     env["PYTHONPATH"] = SRC
     out = subprocess.run(
         [sys.executable, "-c", PROGRAM.format(directory=str(directory))],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(out.stdout.strip().splitlines()[-1])
 

@@ -37,8 +37,13 @@ def _model(rng, Ns=(4, 3), No=(3, 2, 4), Nu=(3, 2), policies=None, T=4, counts=F
         B.append(b / b.sum(0))
     extra = {"likelihood_counts": [a * 4 for a in A]} if counts else {}
     return generative_model(
-        A, B, [rng.normal(size=(n, T)) for n in No], [np.full(n, 1.0 / n) for n in Ns],
-        policies=policies, horizon=T, **extra,
+        A,
+        B,
+        [rng.normal(size=(n, T)) for n in No],
+        [np.full(n, 1.0 / n) for n in Ns],
+        policies=policies,
+        horizon=T,
+        **extra,
     )
 
 
@@ -98,7 +103,9 @@ def test_tree_equals_scoring_each_policy(terms, policies):
     acts = [[1, 0], [2, 1], [0, 1], [1, 1], [0, 0]]
     for t, (a, b) in enumerate(zip(_run_steps(tree, obs, acts), _run_steps(flat, obs, acts), strict=True)):
         for name in ("efe", "efe_terms", "policy_posterior", "action_probabilities", "free_energy"):
-            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12, err_msg=f"{name} t={t}")
+            np.testing.assert_allclose(
+                getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12, err_msg=f"{name} t={t}"
+            )
         np.testing.assert_allclose(a.states[0], b.states[0], rtol=1e-12)
 
 
@@ -139,7 +146,10 @@ def test_separate_modalities_sum_each_modality_information_gain():
 def _grid_agent(learning=None):
     world = GridWorld(height=3, width=4, depth=2, steps=5)
     agent = Agent(
-        world.model, inference=FixedPoint(), precision=FixedPrecision(), learning=learning,
+        world.model,
+        inference=FixedPoint(),
+        precision=FixedPrecision(),
+        learning=learning,
         trial_length=world.trial_length,
     )
     return world, agent

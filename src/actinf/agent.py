@@ -53,7 +53,6 @@ from .inference.mmp import MarginalMessagePassing
 from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, softmax
 from .model import GenerativeModel
 from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model
-from .planning.tree import PolicyTree, successors, tree_expected_free_energy
 from .planning.policy import (
     FixedPrecision,
     GammaPrecision,
@@ -62,6 +61,7 @@ from .planning.policy import (
     occam_window,
     policy_entropy_term,
 )
+from .planning.tree import PolicyTree, successors, tree_expected_free_energy
 
 __all__ = [
     "Agent",

@@ -673,6 +673,14 @@ def matmul_peak(size: int = 2048, repeats: int = 10) -> dict[str, float]:
     return {"gflops": 2 * size**3 / best / 1e9, "size": size, "best_s": best, "repeats": repeats}
 
 
+def _child_env() -> dict[str, str]:
+    """The environment for a fresh interpreter that imports this actinf (its source first on the path)."""
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def import_time(repeats: int = 5) -> dict[str, Any]:
     """``import actinf`` in ``repeats`` fresh interpreters.
 
@@ -682,9 +690,7 @@ def import_time(repeats: int = 5) -> dict[str, Any]:
     ``python -c "import actinf"`` minus that of ``python -c "pass"`` (adds the
     interpreter's shut-down of JAX), and that bare start-up.
     """
-    env = dict(os.environ)
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    env = _child_env()
     code = "import time; t = time.perf_counter(); import actinf; print(time.perf_counter() - t)"
 
     def run(code: str) -> tuple[float, str]:
@@ -713,10 +719,8 @@ def cached_first_call(workload: Workload, repeats: int = 1) -> float:
     """
     import tempfile
 
-    env = dict(os.environ)
+    env = _child_env()
     env.pop("ACTINF_NO_CACHE", None)
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory() as folder:
         code = (
             "import time, jax\n"

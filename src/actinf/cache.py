@@ -34,7 +34,9 @@ def cache_disabled() -> bool:
     return os.environ.get("ACTINF_NO_CACHE", "") not in ("", "0")
 
 
-def enable_compilation_cache(directory: str | os.PathLike | None = None, min_compile_seconds: float = 0.2) -> Path:
+def enable_compilation_cache(
+    directory: str | os.PathLike | None = None, min_compile_seconds: float = 0.2
+) -> Path:
     """Keep compiled programs in ``directory`` (default :func:`default_cache_dir`).
 
     Args:

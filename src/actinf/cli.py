@@ -539,11 +539,9 @@ def _world_options(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 @contextmanager
-def _run_progress(show: bool, world: str, lines: _Lines) -> Iterator[Callable[[int, int], None] | None]:
-    """Yield ``progress(done, total)`` for :func:`actinf.run.run_world` (a rich bar on stderr), or None."""
-    if not show:
-        yield None
-        return
+def _progress_bar(label: str, unit: str, lines: _Lines) -> Iterator[tuple[Any, Any]]:
+    """A rich progress bar on stderr counting ``unit`` (the task reads "LABEL (compiling)" until
+    the first update); yields ``(progress, task)``. Warnings print above it meanwhile."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -558,7 +556,7 @@ def _run_progress(show: bool, world: str, lines: _Lines) -> Iterator[Callable[[i
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("trials"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
@@ -567,16 +565,26 @@ def _run_progress(show: bool, world: str, lines: _Lines) -> Iterator[Callable[[i
         redirect_stderr=True,
     )
     with progress:
-        task = progress.add_task(f"{world} (compiling)", total=None)
+        task = progress.add_task(f"{label} (compiling)", total=None)
         lines.console = progress.console
+        try:
+            yield progress, task
+        finally:
+            lines.console = None
+
+
+@contextmanager
+def _run_progress(show: bool, world: str, lines: _Lines) -> Iterator[Callable[[int, int], None] | None]:
+    """Yield ``progress(done, total)`` for :func:`actinf.run.run_world` (a rich bar on stderr), or None."""
+    if not show:
+        yield None
+        return
+    with _progress_bar(world, "trials", lines) as (progress, task):
 
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total, description=world)
 
-        try:
-            yield update
-        finally:
-            lines.console = None
+        yield update
 
 
 def _mean_sd(summary: dict[str, Any], trial: int) -> str:
@@ -765,32 +773,7 @@ def _participants_progress(
     if not show:
         yield None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("participants"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-        redirect_stdout=False,
-        redirect_stderr=True,
-    )
-    with progress:
-        task = progress.add_task(f"{label} (compiling)", total=None)
-        lines.console = progress.console
-
+    with _progress_bar(label, "participants", lines) as (progress, task):
         start: list[int] = []  # participants done (loaded) at the first call
 
         def update(done: int, total: int) -> None:
@@ -798,10 +781,7 @@ def _participants_progress(
             busy = f"{label} (compiling)" if done == start[0] else label  # until the first chunk ends
             progress.update(task, completed=done, total=total, description=busy)
 
-        try:
-            yield update
-        finally:
-            lines.console = None
+        yield update
 
 
 def _fit_options(
@@ -1296,7 +1276,9 @@ def bench(
     command += f" --json {json_out}" if json_out is not None else ""
     command += f" --markdown {markdown}" if markdown is not None else ""
     workloads = benchmark.quick_workloads() if quick else benchmark.full_workloads()
-    settings = dict(budget_s=0.2, max_repeats=10, import_repeats=1, peak_repeats=3, cached=False) if quick else {}
+    settings = (
+        dict(budget_s=0.2, max_repeats=10, import_repeats=1, peak_repeats=3, cached=False) if quick else {}
+    )
 
     def progress(message: str) -> None:
         if not quiet:

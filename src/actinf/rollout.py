@@ -148,6 +148,21 @@ def _carry_axes(agent: Agent) -> Carry:
     return Carry(AgentState(**fields), 0, 0)
 
 
+def _start_batch(rng_key: jax.Array, agent: Agent, world: World, num_agents: int) -> Carry:
+    keys = jax.random.split(rng_key, num_agents)
+    return jax.vmap(lambda k: _start(k, agent, world), out_axes=_carry_axes(agent))(keys)
+
+
+def _rollout_batch(rng_key, agent: Agent, world: World, trials: int, carry: Carry) -> Trajectory:
+    # the same keys as _start_batch's for the same rng_key
+    keys = jax.random.split(rng_key, jax.tree.leaves(carry.observation)[0].shape[0])
+    axes = _carry_axes(agent)
+    out = Trajectory(0, 0, 0, 0, 0, axes)
+    return jax.vmap(lambda k, c: _rollout(k, agent, world, trials, c), in_axes=(0, axes), out_axes=out)(
+        keys, carry
+    )
+
+
 @eqx.filter_jit
 def start_batch(rng_key: jax.Array, agent: Agent, world: World, num_agents: int) -> Carry:
     """:func:`start` for ``num_agents`` independent agents and worlds (leading axis ``[K]``).
@@ -155,8 +170,7 @@ def start_batch(rng_key: jax.Array, agent: Agent, world: World, num_agents: int)
     Agents that do not learn (``learning=None``) share one copy of their model:
     ``carry.agent.model``, ``.arrays`` and ``.prior_model`` have no ``[K]`` axis.
     """
-    keys = jax.random.split(rng_key, num_agents)
-    return jax.vmap(lambda k: _start(k, agent, world), out_axes=_carry_axes(agent))(keys)
+    return _start_batch(rng_key, agent, world, num_agents)
 
 
 @eqx.filter_jit
@@ -166,10 +180,7 @@ def _rollout_jit(rng_key, agent, world, trials, carry):
 
 @eqx.filter_jit
 def _rollout_batch_jit(rng_key, agent, world, trials, carry):
-    keys = jax.random.split(rng_key, jax.tree.leaves(carry.observation)[0].shape[0])
-    axes = _carry_axes(agent)
-    out = Trajectory(0, 0, 0, 0, 0, axes)
-    return jax.vmap(lambda k, c: _rollout(k, agent, world, trials, c), in_axes=(0, axes), out_axes=out)(keys, carry)
+    return _rollout_batch(rng_key, agent, world, trials, carry)
 
 
 def rollout(
@@ -244,14 +255,8 @@ def compiled_rollout(agent: Agent, world: World, trials: int = 1, num_agents: in
 
     else:
         K = int(num_agents)
-        axes = _carry_axes(agent)
 
         def run(rng_key):
-            keys = jax.random.split(rng_key, K)
-            carry = jax.vmap(lambda k: _start(k, agent, world), out_axes=axes)(keys)
-            out = Trajectory(0, 0, 0, 0, 0, axes)
-            return jax.vmap(
-                lambda k, c: _rollout(k, agent, world, trials, c), in_axes=(0, axes), out_axes=out
-            )(keys, carry)
+            return _rollout_batch(rng_key, agent, world, trials, _start_batch(rng_key, agent, world, K))
 
     return jax.jit(run)

@@ -133,7 +133,10 @@ def _draw_outcomes(uniforms: jax.Array, likelihood: tuple, states: jax.Array) ->
 
 def _draw_states(uniforms: jax.Array, transition: tuple, states: jax.Array, action: jax.Array) -> jax.Array:
     return jnp.stack(
-        [inverse_cdf(b[:, states[f], action[f]], u) for f, (u, b) in enumerate(zip(uniforms, transition, strict=True))]
+        [
+            inverse_cdf(b[:, states[f], action[f]], u)
+            for f, (u, b) in enumerate(zip(uniforms, transition, strict=True))
+        ]
     ).astype(jnp.int32)
 
 
