@@ -345,3 +345,26 @@ def test_inverse_cdf_is_spms_first_cumulative_above_u(u, expected):
     from actinf.maths import inverse_cdf
 
     assert int(inverse_cdf(jnp.array([0.2, 0.5, 0.3]), u)) == expected
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_put_writes_like_a_scatter_also_under_vmap(axis):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(4, 3, 5)))
+    size = x.shape[axis]
+    value_shape = list(x.shape)
+    del value_shape[axis % 3]
+    for i in range(size):
+        v = jnp.asarray(rng.normal(size=value_shape))
+        index = [slice(None)] * 3
+        index[axis % 3] = i
+        np.testing.assert_array_equal(maths.put(x, i, v, axis=axis), x.at[tuple(index)].set(v))
+    # a batch of arrays, each written at its own index, as agents at their own time step
+    xs = jnp.stack([x, 2 * x])
+    vs = jnp.ones((2, *value_shape))
+    idx = jnp.asarray([0, size - 1])
+    out = jax.vmap(lambda a, i, v: maths.put(a, i, v, axis=axis))(xs, idx, vs)
+    for k in range(2):
+        index = [slice(None)] * 3
+        index[axis % 3] = int(idx[k])
+        np.testing.assert_array_equal(out[k], xs[k].at[tuple(index)].set(vs[k]))

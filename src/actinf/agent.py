@@ -50,7 +50,7 @@ import jax.numpy as jnp
 from . import learning
 from .inference.fixed_point import FixedPoint
 from .inference.mmp import MarginalMessagePassing
-from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, softmax
+from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, put, softmax
 from .model import GenerativeModel
 from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model
 from .planning.policy import (
@@ -387,7 +387,7 @@ class Agent(eqx.Module):
         L = 1.0
         for g, a in enumerate(arrays.likelihood):
             L = L * a[o[g]]
-        Ls = state.likelihood.at[t].set(L)
+        Ls = put(state.likelihood, t, L)
         u = state.policy_posterior
         tp = jnp.maximum(t - 1, 0)
         scheme = self.inference
@@ -419,7 +419,7 @@ class Agent(eqx.Module):
             parts = jnp.where(mask[:, None], jnp.stack(parts, axis=-1), 0.0)
             post = self.precision(arrays.log_habit, efe, -neg_free, mask, rate, beta)
             rate, qu, pu, gamma = post.rate, post.posterior, post.prior, post.precision
-            u = u.at[:, t].set(qu)
+            u = put(u, t, qu, axis=1)
         else:
             efe = jnp.zeros((Np,), dtype)
             parts = jnp.zeros((Np, n_terms), dtype)
@@ -449,12 +449,12 @@ class Agent(eqx.Module):
         new = state._replace(
             time=t + 1,
             beliefs=x,
-            history=tuple(h.at[t].set(q) for h, q in zip(state.history, states, strict=True)),
+            history=tuple(put(h, t, q) for h, q in zip(state.history, states, strict=True)),
             likelihood=Ls,
             mask=mask,
             policy_posterior=u,
             rate=rate,
-            outcomes=state.outcomes.at[:, t].set(o),
+            outcomes=put(state.outcomes, t, o, axis=1),
         )
         return new, info
 
@@ -472,7 +472,7 @@ class Agent(eqx.Module):
         tc = jnp.clip(state.time - 1, 0, max(T - 2, 0))
         keep = state.time - 1 >= T - 1
         taken = jnp.where(keep, state.actions[:, tc], jnp.asarray(action, jnp.int32))
-        return state._replace(actions=state.actions.at[:, tc].set(taken))
+        return state._replace(actions=put(state.actions, tc, taken, axis=1))
 
     def step(
         self, rng_key: jax.Array, state: AgentState, observation: jax.Array

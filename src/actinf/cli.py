@@ -905,7 +905,9 @@ def fit(
     iterations: Annotated[
         int | None,
         typer.Option(
-            "--iterations", help="L-BFGS iterations (map, laplace) [default: 60].", show_default=False
+            "--iterations",
+            help="L-BFGS iterations (map, laplace), before 2 Newton steps [default: 30].",
+            show_default=False,
         ),
     ] = None,
     chains: Annotated[
@@ -1117,7 +1119,9 @@ def recover(
     iterations: Annotated[
         int | None,
         typer.Option(
-            "--iterations", help="L-BFGS iterations (map, laplace) [default: 60].", show_default=False
+            "--iterations",
+            help="L-BFGS iterations (map, laplace), before 2 Newton steps [default: 30].",
+            show_default=False,
         ),
     ] = None,
     chains: Annotated[

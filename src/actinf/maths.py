@@ -159,3 +159,17 @@ def inverse_cdf(p, u):
     ``find(rand < cumsum(p), 1)``, clamped to ``N - 1`` against rounding.
     """
     return jnp.minimum(jnp.sum(jnp.cumsum(p) <= u), p.shape[0] - 1)
+
+
+def put(array, index, value, axis: int = 0):
+    """``array`` with ``value`` written at ``index`` along ``axis``: ``array.at[..., index, ...].set(value)``.
+
+    Written as a select against a one-hot mask rather than a scatter: under
+    ``jax.vmap`` with a batched ``index`` (each agent's own time step) XLA:CPU
+    lowers a scatter to a loop over the batch, while the select is one fused
+    elementwise kernel. Meant for short axes (the time steps of a trial).
+    """
+    axis = axis % array.ndim
+    hit = jnp.arange(array.shape[axis]) == index
+    hit = hit.reshape((-1,) + (1,) * (array.ndim - axis - 1))
+    return jnp.where(hit, jnp.expand_dims(jnp.asarray(value, array.dtype), axis), array)

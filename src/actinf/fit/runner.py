@@ -101,8 +101,8 @@ __all__ = [
 
 #: The fitting methods and their options (with defaults).
 METHODS: dict[str, dict[str, Any]] = {
-    "map": {"iterations": 60},
-    "laplace": {"iterations": 60},
+    "map": {"iterations": 30},
+    "laplace": {"iterations": 30},
     "nuts": {"chains": 4, "warmup": 500, "draws": 500, "seed": 0},
     "hierarchical": {"chains": 4, "warmup": 500, "draws": 500, "seed": 0},
 }
