@@ -1,12 +1,19 @@
 """Speed and recovery of model fitting (issue: fitting active inference models to behaviour).
 
     PYTHONPATH=src python benchmarks/fit_speed.py [--participants 100] [--trials 25]
-        [--nuts-participants 10] [--chains 4] [--warmup 500] [--draws 500] [--json OUT]
+        [--nuts-participants 10] [--chains 4] [--warmup 500] [--draws 500]
+        [--nuts-probe 10,60] [--json OUT]
 
 Simulates participants of the explore/exploit task from the prior, then times
 (wall clock, after the first call compiled) MAP, Laplace and, for a subset of
 participants, NUTS; prints the recovery (correlation of true and estimated
 parameters). Records the machine, the date and the numbers as JSON.
+
+``--nuts-probe A,B`` estimates a NUTS run too long to wait for: it runs the
+sampler twice, with A + A and B + B warm-up and kept iterations, and
+extrapolates linearly to ``--warmup`` + ``--draws`` from the cost of the
+2 (B - A) extra iterations. The early warm-up iterations search for a step size
+and are not typical, so this is an estimate, recorded as one.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--nuts-probe", default=None, help="A,B: extrapolate NUTS from two short runs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     task = make_task(args.task)
@@ -73,7 +81,27 @@ def main() -> None:
         map_recovery=recovery(np.asarray(z), np.asarray(est.z), task.names),
         laplace_converged=float(np.mean(np.asarray(lap.converged))),
     )
-    if args.nuts_participants:
+    if args.nuts_participants and args.nuts_probe:
+        from actinf.fit.sampling import fit_nuts
+
+        sub = jax.tree.map(lambda x: x[: args.nuts_participants], behaviour)
+        a, b = (int(n) for n in args.nuts_probe.split(","))
+        probes = {}
+        for n in (a, b):
+            idata, seconds = timed(fit_nuts, task, sub, chains=args.chains, warmup=n, draws=n)
+            steps = np.asarray(idata.sample_stats["n_steps"])
+            probes[n] = {"seconds": seconds, "mean_leapfrog_steps_kept": float(steps.mean())}
+        per_iteration = (probes[b]["seconds"] - probes[a]["seconds"]) / (2 * (b - a))
+        total = args.warmup + args.draws
+        result.update(
+            nuts_participants=args.nuts_participants,
+            nuts_chains=args.chains,
+            nuts_probe=probes,
+            nuts_seconds_per_iteration=per_iteration,
+            nuts_estimated_s=probes[a]["seconds"] + per_iteration * (total - 2 * a),
+            nuts_estimated_for=f"{args.chains} chains x ({args.warmup} warm-up + {args.draws} draws)",
+        )
+    elif args.nuts_participants:
         from actinf.fit.sampling import fit_nuts
 
         sub = jax.tree.map(lambda x: x[: args.nuts_participants], behaviour)

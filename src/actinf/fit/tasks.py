@@ -133,21 +133,24 @@ class Task(eqx.Module):
 # Learning the context counts d <- d + eta X_0 (without forgetting) moves the
 # agent's context prior as (d_0 + eta n_left) / (2 d_0 + eta n): the learning
 # rate acts only through d_0 / eta, the weight of the initial belief in trials.
-# With d_0 = 0.25 that weight is under a trial for every eta and eta cannot be
-# recovered (r = 0.35 on 25 trials); with d_0 = 2 the belief takes several
-# trials to move and how fast depends on eta (docs/fitting.md, "Recovery").
+# With the tutorial's d_0 = 0.25 that weight is under a trial for every eta, the
+# belief settles within a few trials whatever eta is, and eta cannot be recovered
+# (r = 0.35 on 25 trials). With d_0 = 16 it is 18 to 130 trials over the prior's
+# range of eta, so the belief moves through the whole experiment, at a speed set
+# by eta (docs/fitting.md, section 5).
 
 
 def _explore_exploit(inference) -> Task:
     # the left machine is the better one in 9 trials of 10: the context prior is worth learning
-    world = make_world("explore-exploit", left_better_probability=0.9, context_counts=(2.0, 2.0))
+    world = make_world("explore-exploit", left_better_probability=0.9, context_counts=(16.0, 16.0))
     return Task("explore-exploit", world, Agent(world.model, inference=inference), tuple(PARAMETERS.values()))
 
 
 def _maze(inference) -> Task:
-    # the rewarded arm is the left one in 4 trials of 5: the context prior is worth learning;
-    # initial context counts 2, SPM's
-    world = make_world("tmaze", context_probability=0.8, context_counts=(2.0, 2.0))
+    # the rewarded arm is the left one in 9 trials of 10: the context prior is worth learning.
+    # SPM's preference for reward (6 nats over a shock) makes every agent with alpha above
+    # about 5 choose alike, and its alpha cannot be told apart: 1.5 keeps choices informative
+    world = make_world("tmaze", context_probability=0.9, context_counts=(16.0, 16.0), reward_preference=1.5)
     return Task("maze", world, Agent(world.model, inference=inference), tuple(PARAMETERS.values()))
 
 
@@ -160,8 +163,9 @@ def make_task(name: str, inference=None) -> Task:
 
     Args:
       name: ``explore-exploit`` (Smith et al. 2022's task, the left machine better
-        in 90% of trials, initial context counts 2) or ``maze`` (SPM's three-arm
-        maze, reward on the left in 80% of trials, initial context counts 2).
+        in 90% of trials, initial context counts 16) or ``maze`` (SPM's three-arm
+        maze, reward on the left in 90% of trials, initial context counts 16, a
+        reward preferred to a shock by 1.5 nats rather than SPM's 6).
       inference: the agent's state inference: default
         :class:`~actinf.inference.fixed_point.FixedPoint` (about ten times faster
         to fit); :class:`~actinf.inference.mmp.MarginalMessagePassing` for SPM's scheme.
