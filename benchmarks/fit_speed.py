@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 
 import jax
@@ -72,6 +73,7 @@ def main() -> None:
     est, t_map = timed(fit_map, task, behaviour)
     _, first_lap = timed(fit_laplace, task, behaviour)
     lap, t_lap = timed(fit_laplace, task, behaviour)
+    print(f"MAP {t_map:.1f} s (first call {first:.1f} s), Laplace {t_lap:.1f} s", file=sys.stderr, flush=True)
     result.update(
         simulate_s=t_sim,
         map_first_call_s=first,
@@ -88,6 +90,7 @@ def main() -> None:
         a, b = (int(n) for n in args.nuts_probe.split(","))
         probes = {}
         for n in (a, b):
+            print(f"NUTS probe: {n} + {n} iterations ...", file=sys.stderr, flush=True)
             idata, seconds = timed(fit_nuts, task, sub, chains=args.chains, warmup=n, draws=n)
             steps = np.asarray(idata.sample_stats["n_steps"])
             probes[n] = {"seconds": seconds, "mean_leapfrog_steps_kept": float(steps.mean())}

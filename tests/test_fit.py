@@ -84,23 +84,35 @@ def test_gradient_matches_finite_differences(name):
         np.testing.assert_allclose(grad[i], fd, rtol=1e-5, atol=1e-7, err_msg=name_i)
 
 
-def test_forward_mode_rule_equals_plain_differentiation():
-    """The likelihood's custom JVP (gradient by forward mode) gives the same gradient
-    and Hessian as differentiating the plain computation, and falls back to the
-    plain JVP when the model's own arrays are differentiated."""
+def _custom_and_plain(fn):
+    """``fn`` (jax.grad, jax.hessian) of the likelihood with its forward-mode rule and without."""
     from actinf.fit.likelihood import _run
 
     task = _task()
     z, group = _group()
     one = jax.tree.map(lambda x: x[2], group)
     zz = jnp.asarray(z[2])
-    for fn in (jax.grad, jax.hessian):
-        np.testing.assert_allclose(
-            jax.jit(fn(lambda x: log_likelihood(task, x, one)))(zz),
-            jax.jit(fn(lambda x: _run(task, x, one)))(zz),
-            rtol=1e-10,
-            atol=1e-12,
-        )
+    custom = jax.jit(fn(lambda x: log_likelihood(task, x, one)))(zz)
+    plain = jax.jit(fn(lambda x: _run(task, x, one)))(zz)
+    return custom, plain
+
+
+@pytest.mark.slow  # two Hessian compilations: about 30 s
+def test_forward_mode_rule_gives_the_plain_hessian():
+    np.testing.assert_allclose(*_custom_and_plain(jax.hessian), rtol=1e-10, atol=1e-12)
+
+
+def test_forward_mode_rule_equals_plain_differentiation():
+    """The likelihood's custom JVP (gradient by forward mode) gives the same gradient
+    as differentiating the plain computation, and falls back to the plain JVP when
+    the model's own arrays are differentiated."""
+    from actinf.fit.likelihood import _run
+
+    np.testing.assert_allclose(*_custom_and_plain(jax.grad), rtol=1e-10, atol=1e-12)
+    task = _task()
+    z, group = _group()
+    one = jax.tree.map(lambda x: x[2], group)
+    zz = jnp.asarray(z[2])
 
     def through_preference(scale, fn):
         scaled = eqx.tree_at(
