@@ -395,3 +395,26 @@ def test_ray_executor_fits_like_the_local_one(tmp_path):
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(local.estimates, remote.estimates, rtol=1e-9)
+
+
+def test_recover_command_passes_nuts_options_and_one_seed(tmp_path, monkeypatch):
+    """``actinf recover --method nuts --seed S`` hands the sampler's settings to the
+    runner and S once (the runner seeds the simulation and NUTS with it)."""
+    import actinf.fit.runner as runner
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_recover(task, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(runner, "recover", fake_recover)
+    args = ["recover", "explore-exploit", "--subjects", "2", "--trials", "2", "--method", "nuts"]
+    args += ["--chains", "1", "--warmup", "5", "--draws", "6", "--seed", "7", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, Stop), result.output
+    assert seen["seed"] == 7 and seen["method"] == "nuts"
+    assert (seen["chains"], seen["warmup"], seen["draws"]) == (1, 5, 6)

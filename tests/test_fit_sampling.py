@@ -113,14 +113,14 @@ def test_nuts_theta_is_natural_z(task, nuts):
     z = nuts.posterior["z"].values
     np.testing.assert_allclose(nuts.posterior["theta"].values, task.natural(jnp.asarray(z)), rtol=1e-12)
 
-@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 def test_nuts_log_likelihood_is_each_participants(nuts, log_likelihoods):
     stored = nuts.log_likelihood["choices"].values[:, -1]  # the last draw of each chain, [CHAINS, P]
     np.testing.assert_allclose(stored, log_likelihoods[1], rtol=1e-10)
 
-@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 def test_nuts_matches_quadrature(nuts, quadrature):
     # 3 participants x 3 parameters, each by quadrature on a 21^3 grid; NUTS's
     # Monte Carlo error on a mean is about sd / sqrt(ESS) ~ 0.1 sd here
@@ -130,8 +130,8 @@ def test_nuts_matches_quadrature(nuts, quadrature):
     ratio = z.std(axis=0) / sd
     assert np.all((ratio > 0.6) & (ratio < 1.5)), ratio
 
-@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 def test_hierarchical_outputs(task, hierarchical):
     post = hierarchical.posterior
     d = len(task.parameters)
@@ -146,8 +146,8 @@ def test_hierarchical_outputs(task, hierarchical):
     np.testing.assert_allclose(post["theta"].values, task.natural(post["z"].values), rtol=1e-12)
     assert hierarchical.log_likelihood["choices"].shape == (CHAINS, DRAWS, P)
 
-@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 def test_summary(task, nuts, hierarchical):
     table = sampling.summary(nuts)
     assert {"mean", "sd", "r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
@@ -155,8 +155,8 @@ def test_summary(task, nuts, hierarchical):
     assert "theta[0, action_precision]" in table.index
     assert "mu[preference]" in sampling.summary(hierarchical).index
 
-@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 
+@pytest.mark.slow  # NUTS/hierarchical compilations: about a minute each
 def test_diagnostics(nuts, hierarchical):
     for idata in (nuts, hierarchical):
         diag = sampling.diagnostics(idata)

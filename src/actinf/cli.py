@@ -1167,6 +1167,8 @@ def recover(
 
         from .fit.runner import recover as run_recovery
 
+        # --seed seeds the simulation; the runner seeds NUTS with it too
+        options.pop("seed", None)
         show = not quiet and sys.stderr.isatty()
         try:
             with _participants_progress(show, f"{model.name} ({method})", lines) as progress:
