@@ -107,12 +107,12 @@ def _newton(objective, z, steps):
     """``steps`` safeguarded Newton steps uphill on ``objective`` from ``z`` ``[d]`` (one participant)."""
 
     def step(_, z):
-        grad = jax.grad(objective)(z)
+        value, grad = jax.value_and_grad(objective)(z)
         H = -jax.hessian(objective)(z)
         H = (H + H.T) / 2
         positive = jnp.linalg.eigvalsh(H)[0] > 0
         new = z + jnp.linalg.solve(jnp.where(positive, H, jnp.eye(z.shape[0], dtype=H.dtype)), grad)
-        better = positive & jnp.all(jnp.isfinite(new)) & (objective(new) >= objective(z))
+        better = positive & jnp.all(jnp.isfinite(new)) & (objective(new) >= value)
         return jnp.where(better, new, z)
 
     return jax.lax.fori_loop(0, steps, step, z)
