@@ -251,3 +251,34 @@ def test_fixed_point_learns_the_initial_state_from_the_whole_trial():
     d0 = np.asarray(model.initial_counts[0])
     d1 = np.asarray(eqx.filter_jit(agent.next_trial)(state).model.initial_counts[0])
     assert d1[0] - d0[0] > 0.9 and d1[1] - d0[1] < 0.1
+
+
+@pytest.mark.parametrize(
+    "inference",
+    [FixedPoint(), FixedPoint(shared_prefixes=False), None],
+    ids=["fixed-point-tree", "fixed-point", "mmp"],
+)
+def test_perceive_leaves_the_trial_to_learn_what_observe_does(inference):
+    """At the last step of a trial, updating the beliefs without planning
+    (``perceive``) gives the next trial the same counts, history and outcomes as
+    observing and planning; with marginal message passing it is ``observe``."""
+    from actinf.worlds.explore_exploit import HINT_LEFT, explore_exploit_model
+
+    model = explore_exploit_model(context_counts=(2.0, 3.0))
+    agent = Agent(model) if inference is None else Agent(model, inference=inference)
+    state, _ = agent.observe(agent.init(), jnp.array([0, 0, 0]))
+    state = agent.act(state, jnp.array([0, 1]))  # ask for the hint
+    state, _ = agent.observe(state, jnp.array([HINT_LEFT, 0, 1]))
+    state = agent.act(state, jnp.array([0, 2]))  # play left
+    last = jnp.array([0, 2, 2])  # win
+    planned, _ = agent.observe(state, last)
+    perceived = agent.perceive(state, last)
+    for field in ("time", "history", "likelihood", "outcomes", "actions"):
+        for mine, theirs in zip(
+            jax.tree.leaves(getattr(perceived, field)), jax.tree.leaves(getattr(planned, field)), strict=True
+        ):
+            np.testing.assert_allclose(mine, theirs, atol=1e-12, err_msg=field)
+    d_planned = agent.next_trial(planned).model.initial_counts[0]
+    d_perceived = agent.next_trial(perceived).model.initial_counts[0]
+    assert float(d_planned[0]) > 2.5  # the win on the left was learned
+    np.testing.assert_allclose(d_perceived, d_planned, atol=1e-12)

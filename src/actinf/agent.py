@@ -213,6 +213,14 @@ def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays
     )
 
 
+def _joint_likelihood(arrays: AgentArrays, outcome: jax.Array) -> jax.Array:
+    """:math:`L(s) = \\prod_g A_g[o_g, s]` ``[Ns_1, ..., Ns_F]`` of the outcomes ``o`` (int ``[G]``)."""
+    L = 1.0
+    for g, a in enumerate(arrays.likelihood):
+        L = L * a[outcome[g]]
+    return L
+
+
 class AgentState(NamedTuple):
     """What the agent carries from one step to the next.
 
@@ -384,10 +392,7 @@ class Agent(eqx.Module):
         t = state.time
         dtype = arrays.likelihood[0].dtype
         o = jnp.asarray(observation, jnp.int32)
-        L = 1.0
-        for g, a in enumerate(arrays.likelihood):
-            L = L * a[o[g]]
-        Ls = put(state.likelihood, t, L)
+        Ls = put(state.likelihood, t, _joint_likelihood(arrays, o))
         u = state.policy_posterior
         tp = jnp.maximum(t - 1, 0)
         scheme = self.inference
@@ -457,6 +462,40 @@ class Agent(eqx.Module):
             outcomes=put(state.outcomes, t, o, axis=1),
         )
         return new, info
+
+    def perceive(self, state: AgentState, observation: jax.Array) -> AgentState:
+        """Update the beliefs about the present after ``observation`` (int ``[G]``), without planning.
+
+        For a step whose plans are not needed, the last of a trial above all: no
+        choice follows it. With receding-horizon inference
+        (:class:`~actinf.inference.fixed_point.FixedPoint`) the posterior now does
+        not depend on the plans and learning reads only the posteriors in
+        ``history``, so ``next_trial(perceive(s, o))`` equals
+        ``next_trial(observe(s, o)[0])`` at a fraction of the cost (no expected
+        free energy, no precision updates); the policy posterior and the
+        precision are left as they were. With marginal message passing the
+        beliefs and what learning reads depend on the policy posterior, and this
+        is :meth:`observe` without its :class:`StepInfo`.
+        """
+        scheme = self.inference
+        if not isinstance(scheme, FixedPoint):
+            return self.observe(state, observation)[0]
+        arrays, t = state.arrays, state.time
+        o = jnp.asarray(observation, jnp.int32)
+        Ls = put(state.likelihood, t, _joint_likelihood(arrays, o))
+        if self.tree is not None:
+            q, _ = scheme.filter(arrays, Ls, t, state.actions, state.history)
+            x = tuple(qf[None, None] for qf in q)
+        else:
+            x, _ = scheme.infer(state.beliefs, arrays, Ls, t, state.actions, state.mask, state.history)
+            q = tuple(xf[0, scheme.now(t)] for xf in x)  # every policy shares the posterior now
+        return state._replace(
+            time=t + 1,
+            beliefs=x,
+            history=tuple(put(h, t, qf) for h, qf in zip(state.history, q, strict=True)),
+            likelihood=Ls,
+            outcomes=put(state.outcomes, t, o, axis=1),
+        )
 
     def choose(self, uniform: jax.Array, info: StepInfo) -> jax.Array:
         """The action (int ``[F]``) for a uniform draw in [0, 1): the first joint action

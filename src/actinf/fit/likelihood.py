@@ -4,7 +4,8 @@ For one participant with parameters :math:`z`, who saw outcomes :math:`o` and
 chose actions :math:`u` over trials :math:`n = 1..N` of :math:`T` steps, the
 agent is run on exactly what the participant saw and did (beliefs, planning and
 learning carried across trials, :meth:`~actinf.agent.Agent.observe` and
-:meth:`~actinf.agent.Agent.act`), and
+:meth:`~actinf.agent.Agent.act`; at the last step of a trial, where nothing is
+chosen, :meth:`~actinf.agent.Agent.perceive`), and
 
 .. math::
 
@@ -99,25 +100,25 @@ def _run(task: Task, z: jax.Array, behaviour: Behaviour) -> jax.Array:
     V = agent.model.policies
     Nu = agent.model.num_controls
 
-    def trial(state, xs):
+    def trial(start, xs):
         o, u, real = xs
-
-        def step(st, t):
-            st, info = agent.observe(st, o[:, t])
-            move = jnp.minimum(t, T - 2)
-            taken = u[:, move]
+        state = start
+        # the T steps of a trial are few: written out, each step's time is a
+        # constant and the program has no inner loop; the last step has no choice
+        # and only updates the beliefs learning reads (Agent.perceive)
+        total = jnp.zeros((), state.rate.dtype)
+        for t in range(T - 1):
+            state_t, info = agent.observe(state, o[:, t])
+            taken = u[:, t]
             logp = agent.action.log_probabilities(
                 info.policy_posterior, agent.inference.policy_actions(V, t, T), Nu
             )
             chosen = logp[tuple(jnp.maximum(taken, 0))]
-            counted = (t < T - 1) & jnp.all(taken >= 0)
-            st = agent.act(st, jnp.maximum(taken, 0))
-            return st, jnp.where(counted, chosen, 0.0)
-
-        end, logps = jax.lax.scan(step, state, jnp.arange(T))
-        learned = agent.next_trial(end)
-        state = jax.tree.map(lambda new, old: jnp.where(real, new, old), learned, state)
-        return state, jnp.where(real, jnp.sum(logps), 0.0)
+            total = total + jnp.where(jnp.all(taken >= 0), chosen, 0.0)
+            state = agent.act(state_t, jnp.maximum(taken, 0))
+        learned = agent.next_trial(agent.perceive(state, o[:, T - 1]))
+        state = jax.tree.map(lambda new, old: jnp.where(real, new, old), learned, start)
+        return state, jnp.where(real, total, 0.0)
 
     _, per_trial = jax.lax.scan(trial, agent.init(), tuple(behaviour))
     return jnp.sum(per_trial)
