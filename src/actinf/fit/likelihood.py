@@ -102,23 +102,22 @@ def _run(task: Task, z: jax.Array, behaviour: Behaviour) -> jax.Array:
 
     def trial(start, xs):
         o, u, real = xs
-        state = start
-        # the T steps of a trial are few: written out, each step's time is a
-        # constant and the program has no inner loop; the last step has no choice
-        # and only updates the beliefs learning reads (Agent.perceive)
-        total = jnp.zeros((), state.rate.dtype)
-        for t in range(T - 1):
-            state_t, info = agent.observe(state, o[:, t])
+
+        def step(state, t):  # observe, plan, and the log-probability of the choice made
+            state, info = agent.observe(state, o[:, t])
             taken = u[:, t]
             logp = agent.action.log_probabilities(
                 info.policy_posterior, agent.inference.policy_actions(V, t, T), Nu
             )
             chosen = logp[tuple(jnp.maximum(taken, 0))]
-            total = total + jnp.where(jnp.all(taken >= 0), chosen, 0.0)
-            state = agent.act(state_t, jnp.maximum(taken, 0))
+            state = agent.act(state, jnp.maximum(taken, 0))
+            return state, jnp.where(jnp.all(taken >= 0), chosen, 0.0)
+
+        state, logps = jax.lax.scan(step, start, jnp.arange(T - 1))
+        # nothing is chosen at the last step: update only the beliefs learning reads
         learned = agent.next_trial(agent.perceive(state, o[:, T - 1]))
         state = jax.tree.map(lambda new, old: jnp.where(real, new, old), learned, start)
-        return state, jnp.where(real, total, 0.0)
+        return state, jnp.where(real, jnp.sum(logps), 0.0)
 
     _, per_trial = jax.lax.scan(trial, agent.init(), tuple(behaviour))
     return jnp.sum(per_trial)
