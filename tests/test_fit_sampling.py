@@ -105,7 +105,9 @@ def test_nuts_groups_dims_and_coords(task, nuts):
     assert list(nuts.posterior.coords["parameter"].values) == list(task.names)
     assert list(nuts.posterior.coords["participant"].values) == list(range(P))
     assert nuts.log_likelihood["choices"].dims == ("chain", "draw", "participant")
-    assert nuts.sample_stats["diverging"].shape == (CHAINS, DRAWS)
+    # each participant has its own sampler: its statistics too
+    assert nuts.sample_stats["diverging"].dims == ("chain", "draw", "participant")
+    assert nuts.sample_stats["diverging"].shape == (CHAINS, DRAWS, P)
     assert np.all(np.isfinite(nuts.posterior["z"].values))
 
 

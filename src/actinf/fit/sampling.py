@@ -18,15 +18,27 @@ Two models of a group of :math:`P` participants with :math:`d` parameters each
   :math:`\\epsilon_{p,i} \\sim N(0, 1)` (Betancourt & Girolami 2015,
   *Hamiltonian Monte Carlo for hierarchical models*).
 
-Both are sampled by the No-U-Turn sampler (Hoffman & Gelman 2014) with the chains
-vectorised (one compiled program, ``chain_method="vectorized"``). The result is
-an ArviZ ``InferenceData`` with
+Both are sampled by the No-U-Turn sampler (Hoffman & Gelman 2014), vectorised
+(one compiled program). The independent model's posterior is a product over
+participants, and :func:`fit_nuts` samples each factor by its own NUTS chains
+(``jax.vmap`` over participants and chains), each with its own step size and
+(dense) mass matrix, started from the participant's Laplace approximation
+(:func:`~actinf.fit.estimate.fit_laplace`): the mode, spread by twice the
+Laplace covariance, and that covariance as the first inverse mass matrix. The
+target is the same as one chain over all :math:`P d` parameters, but a joint
+chain's step size must suit the narrowest participant and its trajectories grow
+with :math:`P`; per participant they stay a few leapfrog steps long. The
+hierarchical model couples the participants and is sampled jointly
+(numpyro's ``MCMC``, ``chain_method="vectorized"``). The result is an ArviZ
+``InferenceData`` with
 
 * ``posterior``: ``z`` and ``theta`` (natural scale) with dims
   ``(chain, draw, participant, parameter)``; for the hierarchical model also
   ``eps``, ``mu``, ``sigma`` and ``theta_population`` (:math:`\\mu` on the natural
   scale);
-* ``sample_stats``: ``diverging``, ``lp``, ``tree_depth``, ...;
+* ``sample_stats``: ``diverging``, ``lp``, ``tree_depth``, ... with dims
+  ``(chain, draw)``, and for :func:`fit_nuts` ``(chain, draw, participant)``
+  (each participant's own sampler; ``lp`` is then the participant's log joint);
 * ``log_likelihood``: ``choices`` ``(chain, draw, participant)``, each
   participant's :math:`\\ln p(u_p \\mid o_p, z_p)`, so that ``az.loo`` treats
   participants as the observations (leave one participant out).
@@ -108,8 +120,8 @@ def _group_log_likelihood(task: Task, behaviour: Behaviour):
     return group
 
 
-def _independent_model(task: Task, behaviour: Behaviour):
-    """The numpyro model with independent participants, and its initial values.
+def _hierarchical_model(task: Task, behaviour: Behaviour):
+    """The non-centred hierarchical numpyro model, and its initial values.
 
     Returns:
       ``(model, init)``: ``model(likelihood=True)`` (``False`` leaves out the
@@ -117,27 +129,6 @@ def _independent_model(task: Task, behaviour: Behaviour):
       ``init(rng_key, chains)`` draws each chain's starting point, on the
       unconstrained scale of every sample site (a dict of ``[chains, ...]``).
     """
-    numpyro, dist, _ = _require()
-    P, d = behaviour.outcomes.shape[0], len(task.parameters)
-    mean, sd = task.prior_mean, task.prior_sd
-    group = _group_log_likelihood(task, behaviour)
-
-    def model(likelihood=True):
-        z = numpyro.sample("z", dist.Normal(mean, sd).expand([P, d]).to_event(2))
-        numpyro.deterministic("theta", task.natural(z))
-        if likelihood:
-            numpyro.factor("choices", group(z))
-
-    def init(rng_key, chains):
-        # within one prior sd of the prior mean: overdispersed enough for r_hat, never extreme
-        u = jax.random.uniform(rng_key, (chains, P, d), minval=-1.0, maxval=1.0)
-        return {"z": mean[None, None, :] + sd[None, None, :] * u}
-
-    return model, init
-
-
-def _hierarchical_model(task: Task, behaviour: Behaviour):
-    """The non-centred hierarchical numpyro model and its initial values (as :func:`_independent_model`)."""
     numpyro, dist, _ = _require()
     P, d = behaviour.outcomes.shape[0], len(task.parameters)
     mean, sd = task.prior_mean, task.prior_sd
@@ -243,6 +234,183 @@ def _sample(model, init, task: Task, behaviour: Behaviour, *, chains, warmup, dr
     )
 
 
+def _kernels(task: Task):
+    """numpyro's NUTS ``(init_kernel, sample_kernel)`` for one participant's
+    potential :math:`-\\ln p(u \\mid o, z) - \\ln p(z)`, the behaviour passed as the model argument."""
+    from numpyro.infer.hmc import hmc
+
+    def potential(behaviour):
+        return lambda z: -(log_likelihood(task, z, behaviour) + task.log_prior(z))
+
+    return hmc(potential_fn_gen=potential, algo="NUTS")
+
+
+@eqx.filter_jit
+def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int):
+    """The samplers' states ``[B]`` from starts ``[B, d]`` and inverse mass matrices ``[B, d, d]``."""
+    init_kernel, _ = _kernels(task)
+
+    def one(z, key, b, mass):
+        return init_kernel(
+            z, warmup, model_args=(b,), rng_key=key, inverse_mass_matrix=mass, dense_mass=True, step_size=1.0
+        )
+
+    return jax.vmap(one)(start, keys, behaviour, inverse_mass)
+
+
+@eqx.filter_jit
+def _advance_chains(task, behaviour, state, kept, first, count, warmup: int):
+    """``count`` (traced) NUTS iterations of every sampler; iteration ``first + i``,
+    if past the warm-up, is written to row ``first + i - warmup`` of ``kept``."""
+    init_kernel, sample_kernel = _kernels(task)
+    # numpyro's sample kernel reads the settings its init kernel stored (warm-up
+    # length, tree depth, adaptation schedule): store them again, without computing
+    one = jax.tree.map(lambda x: x[0], (state.z, behaviour, state.adapt_state.inverse_mass_matrix))
+    jax.eval_shape(
+        lambda z, b, mass: init_kernel(
+            z,
+            warmup,
+            model_args=(b,),
+            rng_key=jax.random.PRNGKey(0),
+            inverse_mass_matrix=mass,
+            dense_mass=True,
+        ),
+        *one,
+    )
+
+    def body(i, carry):
+        state, kept = carry
+        state = jax.vmap(lambda st, b: sample_kernel(st, model_args=(b,)))(state, behaviour)
+        row = (
+            state.z,
+            state.potential_energy,
+            state.energy,
+            state.num_steps,
+            state.diverging,
+            state.accept_prob,
+        )
+        slot = jnp.maximum(first + i - warmup, 0)  # warm-up iterations write row 0, overwritten later
+        put = jax.lax.dynamic_update_index_in_dim
+        kept = tuple(put(k, x.astype(k.dtype), slot, 0) for k, x in zip(kept, row, strict=True))
+        return state, kept
+
+    return jax.lax.fori_loop(0, count, body, (state, kept))
+
+
+def _starting_points(task: Task, behaviour: Behaviour, init: str):
+    """Per participant the centre ``[P, d]`` and covariance ``[P, d, d]`` the chains start from.
+
+    ``laplace``: the mode and the Laplace covariance (the prior's where the fit did
+    not converge); ``prior``: the prior mean and covariance.
+    """
+    P, d = behaviour.outcomes.shape[0], len(task.parameters)
+    prior_mean = jnp.broadcast_to(task.prior_mean, (P, d))
+    prior_cov = jnp.broadcast_to(jnp.diag(task.prior_sd**2), (P, d, d))
+    if init == "prior":
+        return prior_mean, prior_cov
+    if init != "laplace":
+        raise ValueError(f"init must be 'laplace' or 'prior', got {init!r}")
+    from .estimate import fit_laplace
+
+    lap = fit_laplace(task, behaviour)
+    ok = lap.converged & jnp.all(jnp.isfinite(lap.covariance), axis=(-2, -1))
+    centre = jnp.where(ok[:, None], lap.map.z, prior_mean)
+    covariance = jnp.where(ok[:, None, None], lap.covariance, prior_cov)
+    return centre, covariance
+
+
+def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progress, init):
+    """Each participant's posterior by its own NUTS chains (the module docstring), as an ``InferenceData``."""
+    _, _, az = _require()
+    P, d = behaviour.outcomes.shape[0], len(task.parameters)
+    chains, warmup, draws = int(chains), int(warmup), int(draws)
+    centre, covariance = _starting_points(task, behaviour, init)
+    dtype = centre.dtype
+    start_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
+    # the samplers, chain-major: row c * P + p is chain c of participant p
+    B = chains * P
+
+    def tile(x):
+        return jnp.broadcast_to(x[None], (chains, *x.shape)).reshape(B, *x.shape[1:])
+
+    flat = jax.tree.map(tile, behaviour)
+    mass = tile(covariance)
+    # overdispersed starts, for r_hat: within two Laplace sds of the mode on every axis
+    u = jax.random.uniform(start_key, (B, d), dtype, minval=-2.0, maxval=2.0)
+    start = tile(centre) + jnp.einsum("bij,bj->bi", jnp.linalg.cholesky(mass), u)
+    keys = jax.random.split(run_key, B)
+    total = warmup + draws
+    kept = (
+        jnp.zeros((max(draws, 1), B, d), dtype),
+        jnp.zeros((max(draws, 1), B), dtype),
+        jnp.zeros((max(draws, 1), B), dtype),
+        jnp.zeros((max(draws, 1), B), jnp.int32),
+        jnp.zeros((max(draws, 1), B), bool),
+        jnp.zeros((max(draws, 1), B), dtype),
+    )
+    with jax.numpy_rank_promotion("allow"):  # numpyro broadcasts by rank promotion, by design
+        state = _start_chains(task, flat, start, mass, keys, warmup)
+        chunk = max(1, -(-total // 20)) if progress else total
+        bar = _progress(total, progress)
+        done = 0
+        while done < total:
+            count = min(chunk, total - done)
+            state, kept = _advance_chains(task, flat, state, kept, done, count, warmup)
+            jax.block_until_ready(kept)
+            done += count
+            bar.update(count)
+        bar.close()
+    z, potential, energy, steps, diverging, accept = (np.asarray(k)[:draws] for k in kept)
+
+    def by_chain(x):  # [draws, chains * P, ...] -> [chains, draws, P, ...]
+        x = x.reshape((draws, chains, P) + x.shape[2:])
+        return np.swapaxes(x, 0, 1)
+
+    z = by_chain(z)
+    theta = np.asarray(task.natural(jnp.asarray(z)))
+    log_lik = _draw_log_likelihoods(task, behaviour, jnp.asarray(z.reshape(chains * draws, P, d)))
+    steps = by_chain(steps)
+    sample_stats = {
+        "diverging": by_chain(diverging),
+        "lp": -by_chain(potential),
+        "energy": by_chain(energy),
+        "acceptance_rate": by_chain(accept),
+        "n_steps": steps,
+        "tree_depth": np.log2(np.maximum(steps, 1)).astype(int) + 1,
+    }
+    one = ["participant"]
+    both = ["participant", "parameter"]
+    return az.from_dict(
+        posterior={"z": z, "theta": theta},
+        sample_stats=sample_stats,
+        log_likelihood={"choices": np.asarray(log_lik).reshape(chains, draws, P)},
+        coords={"participant": np.arange(P), "parameter": list(task.names)},
+        dims={"z": both, "theta": both, "choices": one} | {name: one for name in sample_stats},
+        attrs={
+            "inference_library": "numpyro",
+            "task": task.name,
+            "sampler": f"NUTS per participant, {init} start",
+        },
+    )
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, show: bool):
+    """A tqdm bar over ``total`` iterations (numpyro's own dependency), or nothing."""
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="NUTS", unit="it")
+
+
 def fit_nuts(
     task: Task,
     behaviour: Behaviour,
@@ -252,28 +420,37 @@ def fit_nuts(
     draws: int = 500,
     seed: int = 0,
     progress: bool = False,
+    init: str = "laplace",
 ) -> arviz.InferenceData:
     """NUTS samples of every participant's parameters, independent with the task's priors.
+
+    Each participant has its own chains (module docstring), all run together in
+    one compiled program.
 
     Args:
       task: the :class:`~actinf.fit.tasks.Task`.
       behaviour: the group's :class:`~actinf.fit.likelihood.Behaviour` (``[P, ...]``).
-      chains: chains, run vectorised in one program.
-      warmup: warm-up (adaptation) iterations per chain.
+      chains: chains per participant.
+      warmup: warm-up (adaptation of the step size and the dense mass matrix) iterations per chain.
       draws: kept draws per chain.
       seed: the sampler's random seed.
-      progress: show numpyro's progress bar.
+      progress: show a progress bar (tqdm).
+      init: ``laplace`` (default: start around each participant's Laplace
+        approximation, with its covariance as the first inverse mass matrix; one
+        :func:`~actinf.fit.estimate.fit_laplace` first) or ``prior`` (around the
+        prior mean, with the prior covariance).
 
     Returns:
       an ``InferenceData`` (module docstring): ``posterior`` (``z``, ``theta``),
-      ``sample_stats`` and ``log_likelihood`` (``choices``, per participant).
+      ``sample_stats`` (per chain, draw and participant) and ``log_likelihood``
+      (``choices``, per participant).
 
     Raises:
       ImportError: without numpyro or ArviZ (``pip install actinf[fit]``).
+      ValueError: for an unknown ``init``.
     """
-    model, init = _independent_model(task, behaviour)
-    return _sample(
-        model, init, task, behaviour, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress
+    return _sample_participants(
+        task, behaviour, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress, init=init
     )
 
 
