@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/fit_speed.py [--participants 100] [--trials 25]
         [--nuts-participants 10] [--chains 4] [--warmup 500] [--draws 500]
-        [--nuts-probe 10,60] [--json OUT]
+        [--nuts-probe 10,60] [--devices N] [--json OUT]
 
 Simulates participants of the explore/exploit task from the prior, then times
 (wall clock, after the first call compiled) MAP, Laplace and, for a subset of
@@ -31,6 +31,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
+from actinf.fit.devices import shard_batch, use_cpu_cores  # noqa: E402
 from actinf.fit.estimate import fit_laplace, fit_map  # noqa: E402
 from actinf.fit.likelihood import sample_prior, simulate  # noqa: E402
 from actinf.fit.tasks import make_task  # noqa: E402
@@ -64,10 +65,15 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--nuts-probe", default=None, help="A,B: extrapolate NUTS from two short runs")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--devices", type=int, default=None, help="CPU devices to split over (default: one per core)"
+    )
     args = parser.parse_args()
+    devices = use_cpu_cores(args.devices)  # before anything computes
     task = make_task(args.task)
     z = sample_prior(jax.random.key(0), task, args.participants)
     behaviour, t_sim = timed(simulate, jax.random.key(1), task, z, args.trials)
+    behaviour = shard_batch(behaviour)  # participants split over the devices (when they divide)
     result = {"task": args.task, "participants": args.participants, "trials": args.trials}
     _, first = timed(fit_map, task, behaviour)
     est, t_map = timed(fit_map, task, behaviour)
@@ -92,8 +98,14 @@ def main() -> None:
         for n in (a, b):
             print(f"NUTS probe: {n} + {n} iterations ...", file=sys.stderr, flush=True)
             idata, seconds = timed(fit_nuts, task, sub, chains=args.chains, warmup=n, draws=n)
-            steps = np.asarray(idata.sample_stats["n_steps"])
-            probes[n] = {"seconds": seconds, "mean_leapfrog_steps_kept": float(steps.mean())}
+            steps = np.asarray(idata.sample_stats["n_steps"])  # [chain, draw, participant]
+            probes[n] = {
+                "seconds": seconds,
+                "mean_leapfrog_steps_kept": float(steps.mean()),
+                # the samplers run in lockstep: an iteration costs its longest trajectory
+                "lockstep_leapfrog_steps_kept": float(steps.max(axis=(0, 2)).mean()),
+            }
+            print(f"  {seconds:.1f} s, {probes[n]}", file=sys.stderr, flush=True)
         per_iteration = (probes[b]["seconds"] - probes[a]["seconds"]) / (2 * (b - a))
         total = args.warmup + args.draws
         result.update(
@@ -122,6 +134,7 @@ def main() -> None:
         date=datetime.date.today().isoformat(),
         jax=jax.__version__,
         dtype="float64",
+        devices=f"{len(jax.devices())} x {jax.devices()[0].platform} (asked for {devices})",
     )
     print(json.dumps(result, indent=2))
     if args.json:

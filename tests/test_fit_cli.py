@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
@@ -130,6 +131,21 @@ def test_a_participant_whose_data_changed_is_refitted_with_its_chunk(tmp_path):
     output = fit_dataset(task, IDS, changed, out_dir=tmp_path, chunk=CHUNK, executor=counting)
     assert counting.fitted == [2] and output.fitted == ["p3", "p4"]
     assert json.loads((tmp_path / "participants" / "p4.json").read_text())["trials"] == TRIALS - 1
+
+
+def test_a_task_redefined_under_the_same_name_is_refitted(tmp_path):
+    task, group = _task(), _group()
+    fit_dataset(task, IDS, group, out_dir=tmp_path, chunk=CHUNK)
+    same = CountingExecutor()
+    fit_dataset(_task(), IDS, group, out_dir=tmp_path, chunk=CHUNK, executor=same)
+    assert same.fitted == []  # an equal definition built again resumes
+    seeking_losses = eqx.tree_at(
+        lambda t: t.agent.model.preference, task, tuple(-c for c in task.agent.model.preference)
+    )
+    assert seeking_losses.name == task.name
+    counting = CountingExecutor()
+    output = fit_dataset(seeking_losses, IDS, group, out_dir=tmp_path, chunk=CHUNK, executor=counting)
+    assert counting.fitted == [3, 2] and output.fitted == IDS
 
 
 def test_fit_dataset_rejects_bad_settings(tmp_path):

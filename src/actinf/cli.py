@@ -88,6 +88,14 @@ def _root(
 # --------------------------------------------------------------------------- helpers
 
 
+def _use_cpu_cores() -> None:
+    """Present every CPU core as a device, before anything computes: fits split
+    their participants over them (``actinf.fit.devices``)."""
+    from .fit.devices import use_cpu_cores
+
+    use_cpu_cores()
+
+
 def _use_compilation_cache() -> None:
     """Keep compiled programs on disk so that the next run starts at once
     (``actinf.cache``; ``ACTINF_NO_CACHE=1`` switches it off)."""
@@ -943,6 +951,7 @@ def fit(
     option, output folder not writable).
     """
     _use_compilation_cache()
+    _use_cpu_cores()
     lines = _Lines()
 
     def usage(message: object) -> typer.Exit:
@@ -1144,6 +1153,7 @@ def recover(
     written, 2 bad usage.
     """
     _use_compilation_cache()
+    _use_cpu_cores()
     lines = _Lines()
 
     def usage(message: object) -> typer.Exit:

@@ -75,6 +75,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .devices import shard_batch
 from .likelihood import Behaviour
 from .tasks import Task, make_task
 
@@ -289,6 +290,8 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
             jnp.asarray(behaviour.actions, jnp.int32),
             jnp.asarray(behaviour.trials, bool),
         )
+        if method in ("map", "laplace"):  # split over the devices when there are several
+            b = shard_batch(b)
         if method == "map":
             result = jax.device_get(fit_map(task, b, iterations=options["iterations"]))
             return ChunkResult(_map_records(task, result, size), None)
@@ -414,6 +417,24 @@ def _digest(behaviour: Behaviour, p: int) -> str:
     return h.hexdigest()
 
 
+def _task_digest(task: Task) -> str:
+    """A fingerprint of the task's definition: its name, parameters and every number of its world and agent.
+
+    A fit folder's records carry it, so that a task redefined under the same
+    name (other preferences, counts, settings) is refitted, not resumed.
+    """
+    h = hashlib.sha256()
+    h.update(repr((task.name, task.parameters)).encode())
+    for leaf in jax.tree.leaves(task):
+        if isinstance(leaf, jax.Array | np.ndarray | np.generic | int | float | bool | complex):
+            x = np.asarray(leaf)
+            h.update(f"{x.dtype}{x.shape}".encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        else:  # not a number: only its kind (a repr may hold a memory address)
+            h.update(type(leaf).__qualname__.encode())
+    return h.hexdigest()
+
+
 def _options(method: str, given: dict) -> dict:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
@@ -518,8 +539,9 @@ def fit_dataset(
         or ``hierarchical`` (one NUTS run over everyone).
       out_dir: the folder (created; files of a previous fit with the same
         settings are reused, others overwritten).
-      chunk: participants per job (every job has exactly this many, padded;
-        ignored for ``hierarchical``).
+      chunk: participants per job (every job has exactly this many, padded,
+        and with several devices padded up to a multiple of them, over which
+        it is split: :mod:`actinf.fit.devices`; ignored for ``hierarchical``).
       progress: called as ``progress(done, total)`` participants, once at the
         start (those loaded) and after each chunk, once its files are written.
       executor: :class:`LocalExecutor` (default) or :class:`RayExecutor`.
@@ -559,7 +581,7 @@ def fit_dataset(
         (out / "posterior").mkdir(exist_ok=True)
     paths = [folder / f"{s}.json" for s in stems]
     digests = [_digest(behaviour, p) for p in range(P)]
-    settings = {"task": task.name, "method": method, "options": options}
+    settings = {"task": task.name, "definition": _task_digest(task), "method": method, "options": options}
     records: list[dict | None] = [_load_record(paths[p], {**settings, "data": digests[p]}) for p in range(P)]
 
     if method == "hierarchical":
@@ -574,9 +596,12 @@ def fit_dataset(
     if progress is not None:
         progress(done, P)
 
+    devices = jax.device_count()
+
     def job(k: int) -> tuple:
         members = groups[k]
-        width = len(members) if method == "hierarchical" else chunk
+        # a chunk is padded to a multiple of the devices, to be split over them
+        width = len(members) if method == "hierarchical" else -(-chunk // devices) * devices
         index = np.asarray(members + [members[-1]] * (width - len(members)))
         part = Behaviour(outcomes[index], actions[index], behaviour.trials[index])
         opts = dict(options)

@@ -56,6 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .devices import shard_batch
 from .likelihood import Behaviour, log_likelihood
 from .tasks import Task
 
@@ -339,6 +340,8 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
     u = jax.random.uniform(start_key, (B, d), dtype, minval=-2.0, maxval=2.0)
     start = tile(centre) + jnp.einsum("bij,bj->bi", jnp.linalg.cholesky(mass), u)
     keys = jax.random.split(run_key, B)
+    # the samplers split over the CPU (or other) devices, when there are several (actinf.fit.devices)
+    flat, mass, start, keys = shard_batch((flat, mass, start, keys))
     total = warmup + draws
     kept = (
         jnp.zeros((max(draws, 1), B, d), dtype),
@@ -348,6 +351,7 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
         jnp.zeros((max(draws, 1), B), bool),
         jnp.zeros((max(draws, 1), B), dtype),
     )
+    kept = shard_batch(kept, axis=1)
     with jax.numpy_rank_promotion("allow"):  # numpyro broadcasts by rank promotion, by design
         state = _start_chains(task, flat, start, mass, keys, warmup)
         chunk = max(1, -(-total // 20)) if progress else total
