@@ -16,7 +16,9 @@ Three layers, the same code underneath:
   :func:`fit_dataset` (chunks, files per participant, resume, :class:`LocalExecutor`
   or :class:`RayExecutor`), :func:`recover` and :func:`plot_recovery`
   (parameter recovery), :func:`task_from_spec` and :func:`fix_parameters`
-  (reduced models); the command line ``actinf fit`` and ``actinf recover``.
+  (reduced models); the command line ``actinf fit`` and ``actinf recover``;
+  :func:`use_cpu_cores` and :func:`shard_batch` split participants over the
+  CPU's cores (``actinf.fit.devices``).
 
 Names are imported on first use: optax, numpyro, ArviZ and pandas
 (``pip install actinf[fit]``) only when a function needs them.
@@ -33,6 +35,7 @@ _EXPORTS = {
     "estimate": ("LaplaceResult", "MapResult", "fit_laplace", "fit_map"),
     "sampling": ("diagnostics", "fit_hierarchical", "fit_nuts", "summary"),
     "compare": ("compare_laplace", "compare_loo", "format_table"),
+    "devices": ("shard_batch", "use_cpu_cores"),
     "data": ("DataError", "example_data", "read_behaviour", "to_frame", "write_behaviour"),
     "runner": (
         "FitOutput",
