@@ -243,6 +243,15 @@ def test_compare_laplace_prefers_the_generating_model(task, behaviour, laplace):
     assert table["delta"].iloc[1] > 3 and table["probability"].iloc[0] > 0.95
 
 
+def test_nuts_rejects_bad_settings(task, behaviour):
+    with pytest.raises(ValueError, match="init must be 'laplace' or 'prior'"):
+        sampling.fit_nuts(task, behaviour, init="map")
+    with pytest.raises(ValueError, match="chains >= 1.*chains=0"):
+        sampling.fit_nuts(task, behaviour, chains=0)
+    with pytest.raises(ValueError, match="warmup=-1"):
+        sampling.fit_nuts(task, behaviour, warmup=-1)
+
+
 def test_missing_numpyro_says_how_to_install(monkeypatch, task, behaviour):
     monkeypatch.setitem(sys.modules, "numpyro", None)  # import numpyro now raises ImportError
     with pytest.raises(ImportError, match=r"pip install actinf\[fit\]"):

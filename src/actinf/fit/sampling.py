@@ -325,7 +325,12 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
     _, _, az = _require()
     P, d = behaviour.outcomes.shape[0], len(task.parameters)
     chains, warmup, draws = int(chains), int(warmup), int(draws)
-    centre, covariance = _starting_points(task, behaviour, init)
+    if chains < 1 or draws < 1 or warmup < 0:
+        raise ValueError(
+            f"NUTS needs chains >= 1, draws >= 1 and warmup >= 0, got chains={chains}, "
+            f"draws={draws}, warmup={warmup}"
+        )
+    centre, covariance = _starting_points(task, shard_batch(behaviour), init)
     dtype = centre.dtype
     start_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     # the samplers, chain-major: row c * P + p is chain c of participant p
@@ -451,7 +456,7 @@ def fit_nuts(
 
     Raises:
       ImportError: without numpyro or ArviZ (``pip install actinf[fit]``).
-      ValueError: for an unknown ``init``.
+      ValueError: for an unknown ``init``, no chains or draws, or a negative warm-up.
     """
     return _sample_participants(
         task, behaviour, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress, init=init
