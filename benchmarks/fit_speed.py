@@ -31,7 +31,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from actinf.fit.devices import shard_batch, use_cpu_cores  # noqa: E402
+from actinf.fit.devices import use_cpu_cores  # noqa: E402
 from actinf.fit.estimate import fit_laplace, fit_map  # noqa: E402
 from actinf.fit.likelihood import sample_prior, simulate  # noqa: E402
 from actinf.fit.tasks import make_task  # noqa: E402
@@ -73,7 +73,6 @@ def main() -> None:
     task = make_task(args.task)
     z = sample_prior(jax.random.key(0), task, args.participants)
     behaviour, t_sim = timed(simulate, jax.random.key(1), task, z, args.trials)
-    behaviour = shard_batch(behaviour)  # participants split over the devices (when they divide)
     result = {"task": args.task, "participants": args.participants, "trials": args.trials}
     _, first = timed(fit_map, task, behaviour)
     est, t_map = timed(fit_map, task, behaviour)

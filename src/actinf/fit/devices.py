@@ -12,8 +12,9 @@ single-device time.
 
 ``actinf fit`` and ``actinf recover`` call :func:`use_cpu_cores` before any
 computation. In a script, call it first (or set ``XLA_FLAGS`` yourself);
-:func:`~actinf.fit.sampling.fit_nuts` and the fits of ``actinf fit`` then
-split their participants over the devices.
+:func:`~actinf.fit.estimate.fit_map`, :func:`~actinf.fit.estimate.fit_laplace`
+and :func:`~actinf.fit.sampling.fit_nuts` then split their participants over
+the devices by themselves (when their number is a multiple of the devices).
 """
 
 from __future__ import annotations

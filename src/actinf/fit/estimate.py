@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .devices import shard_batch
 from .likelihood import Behaviour, log_joint, log_likelihood
 from .tasks import Task
 
@@ -129,10 +130,14 @@ def fit_map(
       iterations: L-BFGS iterations on the group (30; static).
       newton_steps: Newton steps per participant after them (2; static).
       start: ``[P, d]`` starting points (default the prior mean).
+
+    With several devices the participants are split over them
+    (:func:`~actinf.fit.devices.shard_batch`; the same values).
     """
     P = behaviour.outcomes.shape[0]
     z0 = jnp.broadcast_to(task.prior_mean, (P, len(task.parameters))) if start is None else jnp.asarray(start)
     z0 = z0.astype(jnp.result_type(float))
+    behaviour, z0 = shard_batch((behaviour, z0))
     return _map(task, behaviour, z0, int(iterations), int(newton_steps))
 
 
@@ -159,6 +164,10 @@ def _laplace(task, behaviour, result):
 def fit_laplace(
     task: Task, behaviour: Behaviour, *, iterations: int = 30, newton_steps: int = 2, start=None
 ) -> LaplaceResult:
-    """MAP estimates and the Laplace approximation for every participant (module docstring)."""
+    """MAP estimates and the Laplace approximation for every participant (module docstring).
+
+    Split over the devices as :func:`fit_map`.
+    """
+    behaviour = shard_batch(behaviour)
     result = fit_map(task, behaviour, iterations=iterations, newton_steps=newton_steps, start=start)
     return _laplace(task, behaviour, result)

@@ -75,7 +75,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .devices import shard_batch
 from .likelihood import Behaviour
 from .tasks import Task, make_task
 
@@ -290,8 +289,6 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
             jnp.asarray(behaviour.actions, jnp.int32),
             jnp.asarray(behaviour.trials, bool),
         )
-        if method in ("map", "laplace"):  # split over the devices when there are several
-            b = shard_batch(b)
         if method == "map":
             result = jax.device_get(fit_map(task, b, iterations=options["iterations"]))
             return ChunkResult(_map_records(task, result, size), None)

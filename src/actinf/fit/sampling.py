@@ -330,7 +330,7 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
             f"NUTS needs chains >= 1, draws >= 1 and warmup >= 0, got chains={chains}, "
             f"draws={draws}, warmup={warmup}"
         )
-    centre, covariance = _starting_points(task, shard_batch(behaviour), init)
+    centre, covariance = _starting_points(task, behaviour, init)
     dtype = centre.dtype
     start_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     # the samplers, chain-major: row c * P + p is chain c of participant p
