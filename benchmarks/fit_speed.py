@@ -64,11 +64,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--nuts-probe", default=None, help="A,B: extrapolate NUTS from two short runs")
+    parser.add_argument(
+        "--max-tree-depth",
+        default=None,
+        help="W,S: NUTS tree depth during and after warm-up (default: fit_nuts's, 6,3)",
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument(
         "--devices", type=int, default=None, help="CPU devices to split over (default: one per core)"
     )
     args = parser.parse_args()
+    depth = {}
+    if args.max_tree_depth:
+        depth = {"max_tree_depth": tuple(int(x) for x in args.max_tree_depth.split(","))}
     devices = use_cpu_cores(args.devices)  # before anything computes
     task = make_task(args.task)
     z = sample_prior(jax.random.key(0), task, args.participants)
@@ -96,7 +104,7 @@ def main() -> None:
         probes = {}
         for n in (a, b):
             print(f"NUTS probe: {n} + {n} iterations ...", file=sys.stderr, flush=True)
-            idata, seconds = timed(fit_nuts, task, sub, chains=args.chains, warmup=n, draws=n)
+            idata, seconds = timed(fit_nuts, task, sub, chains=args.chains, warmup=n, draws=n, **depth)
             steps = np.asarray(idata.sample_stats["n_steps"])  # [chain, draw, participant]
             probes[n] = {
                 "seconds": seconds,
@@ -119,13 +127,22 @@ def main() -> None:
         from actinf.fit.sampling import fit_nuts
 
         sub = jax.tree.map(lambda x: x[: args.nuts_participants], behaviour)
-        kw = dict(chains=args.chains, warmup=args.warmup, draws=args.draws)
-        idata, t_nuts = timed(fit_nuts, task, sub, **kw)
+        from actinf.fit.sampling import DEFAULT_TREE_DEPTH, diagnostics
+
+        kw = dict(chains=args.chains, warmup=args.warmup, draws=args.draws, **depth)
+        print(f"NUTS {kw} ...", file=sys.stderr, flush=True)
+        idata, t_nuts = timed(fit_nuts, task, sub, **kw, progress=True)
         post = np.asarray(idata.posterior["z"].mean(("chain", "draw")))
+        steps = idata.sample_stats["n_steps"].values  # [chain, draw, participant]
+        # the samplers run in lockstep: an iteration costs the longest trajectory of all
+        lockstep = steps.transpose(1, 0, 2).reshape(args.draws, -1).max(axis=1)
         result.update(
             nuts_participants=args.nuts_participants,
-            nuts_settings=kw,
+            nuts_settings=kw | {"max_tree_depth": depth.get("max_tree_depth", DEFAULT_TREE_DEPTH)},
             nuts_s_including_compile=t_nuts,
+            nuts_diagnostics=diagnostics(idata),
+            nuts_mean_steps_after_warmup=float(steps.mean()),
+            nuts_lockstep_steps_after_warmup=float(lockstep.mean()),
             nuts_recovery=recovery(np.asarray(z[: args.nuts_participants]), post, task.names),
         )
     result.update(

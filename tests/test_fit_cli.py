@@ -247,6 +247,16 @@ CLI_ERRORS = {
         2,
         "--chains applies to --method nuts and hierarchical",
     ),
+    "tree depth of another method": (
+        lambda tmp, csv: ["fit", str(csv), "-t", "maze", "--max-tree-depth", "4"],
+        2,
+        "--max-tree-depth applies to --method nuts and hierarchical",
+    ),
+    "no tree": (
+        lambda tmp, csv: ["fit", str(csv), "-t", "maze", "-m", "nuts", "--max-tree-depth", "0"],
+        2,
+        "--max-tree-depth must be at least 1, got 0",
+    ),
     "compare without evidence": (
         lambda tmp, csv: ["fit", str(csv), "-t", "maze", "--compare", "maze:learning_rate=0"],
         2,

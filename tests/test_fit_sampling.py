@@ -250,6 +250,19 @@ def test_nuts_rejects_bad_settings(task, behaviour):
         sampling.fit_nuts(task, behaviour, chains=0)
     with pytest.raises(ValueError, match="warmup=-1"):
         sampling.fit_nuts(task, behaviour, warmup=-1)
+    for depth in (0, (4,), (4, 0), 2.5):
+        with pytest.raises(ValueError, match="max_tree_depth must be a positive int or a pair"):
+            sampling.fit_nuts(task, behaviour, max_tree_depth=depth)
+
+
+def test_nuts_trees_stop_at_the_sampling_depth(nuts):
+    # after the warm-up no tree is deeper than the cap: at most 2^3 - 1 leapfrog steps
+    depth = sampling.DEFAULT_TREE_DEPTH[1]
+    steps = nuts.sample_stats["n_steps"].values
+    assert steps.max() <= 2**depth - 1
+    assert nuts.sample_stats["tree_depth"].values.max() <= depth
+    # the broad posteriors of 4 trials need long trees: the cap binds, so this test can fail
+    assert steps.max() == 2**depth - 1
 
 
 def test_missing_numpyro_says_how_to_install(monkeypatch, task, behaviour):

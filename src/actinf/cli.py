@@ -801,6 +801,7 @@ def _fit_options(
     warmup: int | None,
     draws: int | None,
     seed: int,
+    max_tree_depth: int | None = None,
 ) -> dict[str, int]:
     """The method's options from the command line; ``usage`` errors for ones it does not take."""
     from .fit.runner import METHODS
@@ -808,7 +809,13 @@ def _fit_options(
     if method not in METHODS:
         raise usage(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     sampled = method in ("nuts", "hierarchical")
-    given = {"--iterations": iterations, "--chains": chains, "--warmup": warmup, "--draws": draws}
+    given = {
+        "--iterations": iterations,
+        "--chains": chains,
+        "--warmup": warmup,
+        "--draws": draws,
+        "--max-tree-depth": max_tree_depth,
+    }
     for name, value in given.items():
         if value is None:
             continue
@@ -820,7 +827,13 @@ def _fit_options(
     if not 0 <= seed < 2**32:
         raise usage(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     if sampled:
-        options = {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed}
+        options = {
+            "chains": chains,
+            "warmup": warmup,
+            "draws": draws,
+            "seed": seed,
+            "max_tree_depth": max_tree_depth,
+        }
     else:
         options = {"iterations": iterations}
     return {k: v for k, v in options.items() if v is not None}
@@ -928,6 +941,16 @@ def fit(
     draws: Annotated[
         int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
     ] = None,
+    max_tree_depth: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tree-depth",
+            help="Largest NUTS tree depth after warm-up, at most 2^D - 1 leapfrog steps a draw "
+            "[default: 3 for nuts, 10 for hierarchical].",
+            metavar="D",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the NUTS sampler.", metavar="S")] = 0,
     compare: Annotated[
         list[str] | None,
@@ -963,7 +986,14 @@ def fit(
         return typer.Exit(EXIT_FAILED)
 
     options = _fit_options(
-        method, usage, iterations=iterations, chains=chains, warmup=warmup, draws=draws, seed=seed
+        method,
+        usage,
+        iterations=iterations,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        seed=seed,
+        max_tree_depth=max_tree_depth,
     )
     if chunk < 1:
         raise usage(f"--chunk must be at least 1, got {chunk}")
@@ -1143,6 +1173,16 @@ def recover(
     draws: Annotated[
         int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
     ] = None,
+    max_tree_depth: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tree-depth",
+            help="Largest NUTS tree depth after warm-up, at most 2^D - 1 leapfrog steps a draw "
+            "[default: 3 for nuts, 10 for hierarchical].",
+            metavar="D",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Parameter recovery: simulate participants from the prior, fit them, compare with the truth.
@@ -1161,7 +1201,14 @@ def recover(
         return typer.Exit(EXIT_USAGE)
 
     options = _fit_options(
-        method, usage, iterations=iterations, chains=chains, warmup=warmup, draws=draws, seed=seed
+        method,
+        usage,
+        iterations=iterations,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        seed=seed,
+        max_tree_depth=max_tree_depth,
     )
     for name, value in (("--subjects", subjects), ("--trials", trials), ("--chunk", chunk)):
         if value < 1:

@@ -103,8 +103,8 @@ __all__ = [
 METHODS: dict[str, dict[str, Any]] = {
     "map": {"iterations": 30},
     "laplace": {"iterations": 30},
-    "nuts": {"chains": 4, "warmup": 500, "draws": 500, "seed": 0},
-    "hierarchical": {"chains": 4, "warmup": 500, "draws": 500, "seed": 0},
+    "nuts": {"chains": 4, "warmup": 500, "draws": 500, "seed": 0, "max_tree_depth": 3},
+    "hierarchical": {"chains": 4, "warmup": 500, "draws": 500, "seed": 0, "max_tree_depth": 10},
 }
 
 _SAMPLED = ("nuts", "hierarchical")
@@ -299,7 +299,11 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
 
         fit = sampling.fit_nuts if method == "nuts" else sampling.fit_hierarchical
         sample_options = {k: options[k] for k in ("chains", "warmup", "draws", "seed")}
-        idata = fit(task, b, **sample_options)
+        # the option caps the trees after the warm-up; the warm-up's are capped at
+        # fit_nuts's default (6) or, for the joint hierarchical chain, at 10, or at the option if deeper
+        warm = sampling.DEFAULT_TREE_DEPTH[0] if method == "nuts" else 10
+        depth = (max(warm, options["max_tree_depth"]), options["max_tree_depth"])
+        idata = fit(task, b, **sample_options, max_tree_depth=depth)
         if size < b.outcomes.shape[0]:
             idata = idata.isel(participant=slice(0, size))
         return ChunkResult(_sampled_records(task, idata, size), idata)
@@ -544,7 +548,9 @@ def fit_dataset(
       executor: :class:`LocalExecutor` (default) or :class:`RayExecutor`.
       method_options: the method's options (:data:`METHODS`): ``iterations``
         (MAP, Laplace); ``chains``, ``warmup``, ``draws``, ``seed`` (NUTS; chunk
-        ``k`` samples with a seed derived from ``seed`` and ``k``).
+        ``k`` samples with a seed derived from ``seed`` and ``k``),
+        ``max_tree_depth`` (NUTS: the largest tree depth after the warm-up; 3
+        for ``nuts``, 10 for ``hierarchical``).
 
     Returns:
       a :class:`FitOutput`.

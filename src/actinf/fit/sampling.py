@@ -158,7 +158,9 @@ def _hierarchical_model(task: Task, behaviour: Behaviour):
     return model, init
 
 
-def _sample(model, init, task: Task, behaviour: Behaviour, *, chains, warmup, draws, seed, progress):
+def _sample(
+    model, init, task: Task, behaviour: Behaviour, *, chains, warmup, draws, seed, progress, max_tree_depth
+):
     """NUTS on ``model`` from ``init``, as an ``InferenceData``.
 
     NUTS gets the model's potential energy (``-ln p(u, z)`` on the unconstrained
@@ -173,6 +175,7 @@ def _sample(model, init, task: Task, behaviour: Behaviour, *, chains, warmup, dr
     from numpyro.infer.util import constrain_fn, potential_energy
 
     chains, draws = int(chains), int(draws)
+    _tree_depths(max_tree_depth)  # a clear error before any work
     init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     start = init(init_key, chains)
     if chains == 1:
@@ -190,7 +193,7 @@ def _sample(model, init, task: Task, behaviour: Behaviour, *, chains, warmup, dr
         return jax.vmap(one)(samples)
 
     mcmc = MCMC(
-        NUTS(potential_fn=potential),
+        NUTS(potential_fn=potential, max_tree_depth=_tree_depths(max_tree_depth)),
         num_warmup=int(warmup),
         num_samples=draws,
         num_chains=chains,
@@ -247,20 +250,28 @@ def _kernels(task: Task):
 
 
 @eqx.filter_jit
-def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int):
-    """The samplers' states ``[B]`` from starts ``[B, d]`` and inverse mass matrices ``[B, d, d]``."""
+def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int, depth: tuple[int, int]):
+    """The samplers' states ``[B]`` from starts ``[B, d]`` and inverse mass matrices ``[B, d, d]``;
+    ``depth``: the largest tree depth during and after the warm-up."""
     init_kernel, _ = _kernels(task)
 
     def one(z, key, b, mass):
         return init_kernel(
-            z, warmup, model_args=(b,), rng_key=key, inverse_mass_matrix=mass, dense_mass=True, step_size=1.0
+            z,
+            warmup,
+            model_args=(b,),
+            rng_key=key,
+            inverse_mass_matrix=mass,
+            dense_mass=True,
+            step_size=1.0,
+            max_tree_depth=depth,
         )
 
     return jax.vmap(one)(start, keys, behaviour, inverse_mass)
 
 
 @eqx.filter_jit
-def _advance_chains(task, behaviour, state, kept, first, count, warmup: int):
+def _advance_chains(task, behaviour, state, kept, first, count, warmup: int, depth: tuple[int, int]):
     """``count`` (traced) NUTS iterations of every sampler; iteration ``first + i``,
     if past the warm-up, is written to row ``first + i - warmup`` of ``kept``."""
     init_kernel, sample_kernel = _kernels(task)
@@ -275,6 +286,7 @@ def _advance_chains(task, behaviour, state, kept, first, count, warmup: int):
             rng_key=jax.random.PRNGKey(0),
             inverse_mass_matrix=mass,
             dense_mass=True,
+            max_tree_depth=depth,
         ),
         *one,
     )
@@ -320,7 +332,26 @@ def _starting_points(task: Task, behaviour: Behaviour, init: str):
     return centre, covariance
 
 
-def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progress, init):
+#: :func:`fit_nuts`'s largest tree depths ``(during warm-up, after)``: a warm-up
+#: iteration costs at most :math:`2^6 - 1 = 63` leapfrog steps, a draw after it
+#: :math:`2^3 - 1 = 7` (docs/fitting.md, NUTS).
+DEFAULT_TREE_DEPTH = (6, 3)
+
+
+def _tree_depths(max_tree_depth) -> tuple[int, int]:
+    """``(during warm-up, after)`` from an int or a pair, or a ValueError."""
+    pair = max_tree_depth if isinstance(max_tree_depth, tuple | list) else (max_tree_depth, max_tree_depth)
+    if len(pair) != 2 or not all(
+        isinstance(x, int | np.integer) and not isinstance(x, bool) and x >= 1 for x in pair
+    ):
+        raise ValueError(
+            "max_tree_depth must be a positive int or a pair (warm-up, sampling) of them, "
+            f"got {max_tree_depth!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progress, init, max_tree_depth):
     """Each participant's posterior by its own NUTS chains (the module docstring), as an ``InferenceData``."""
     _, _, az = _require()
     P, d = behaviour.outcomes.shape[0], len(task.parameters)
@@ -330,6 +361,7 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
             f"NUTS needs chains >= 1, draws >= 1 and warmup >= 0, got chains={chains}, "
             f"draws={draws}, warmup={warmup}"
         )
+    depth = _tree_depths(max_tree_depth)
     centre, covariance = _starting_points(task, behaviour, init)
     dtype = centre.dtype
     start_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
@@ -358,13 +390,13 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
     )
     kept = shard_batch(kept, axis=1)
     with jax.numpy_rank_promotion("allow"):  # numpyro broadcasts by rank promotion, by design
-        state = _start_chains(task, flat, start, mass, keys, warmup)
+        state = _start_chains(task, flat, start, mass, keys, warmup, depth)
         chunk = max(1, -(-total // 20)) if progress else total
         bar = _progress(total, progress)
         done = 0
         while done < total:
             count = min(chunk, total - done)
-            state, kept = _advance_chains(task, flat, state, kept, done, count, warmup)
+            state, kept = _advance_chains(task, flat, state, kept, done, count, warmup, depth)
             jax.block_until_ready(kept)
             done += count
             bar.update(count)
@@ -430,6 +462,7 @@ def fit_nuts(
     seed: int = 0,
     progress: bool = False,
     init: str = "laplace",
+    max_tree_depth: int | tuple[int, int] = DEFAULT_TREE_DEPTH,
 ) -> arviz.InferenceData:
     """NUTS samples of every participant's parameters, independent with the task's priors.
 
@@ -448,6 +481,14 @@ def fit_nuts(
         approximation, with its covariance as the first inverse mass matrix; one
         :func:`~actinf.fit.estimate.fit_laplace` first) or ``prior`` (around the
         prior mean, with the prior covariance).
+      max_tree_depth: the largest depth :math:`D` of a trajectory's doubling
+        tree (at most :math:`2^D - 1` leapfrog steps per iteration): an int for
+        both phases, or a pair ``(during warm-up, after)``. The samplers run in
+        lockstep, so every iteration costs the longest of their trajectories;
+        the default ``(6, 3)`` bounds a warm-up iteration at 63 steps and a
+        draw at 7. The chains stay valid NUTS chains (a capped tree is still a
+        reversible proposal); a cap that binds too often shows as a lower
+        effective sample size.
 
     Returns:
       an ``InferenceData`` (module docstring): ``posterior`` (``z``, ``theta``),
@@ -456,10 +497,19 @@ def fit_nuts(
 
     Raises:
       ImportError: without numpyro or ArviZ (``pip install actinf[fit]``).
-      ValueError: for an unknown ``init``, no chains or draws, or a negative warm-up.
+      ValueError: for an unknown ``init``, no chains or draws, a negative warm-up,
+        or a ``max_tree_depth`` that is not a positive int or a pair of them.
     """
     return _sample_participants(
-        task, behaviour, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress, init=init
+        task,
+        behaviour,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        seed=seed,
+        progress=progress,
+        init=init,
+        max_tree_depth=max_tree_depth,
     )
 
 
@@ -472,20 +522,34 @@ def fit_hierarchical(
     draws: int = 500,
     seed: int = 0,
     progress: bool = False,
+    max_tree_depth: int | tuple[int, int] = 10,
 ) -> arviz.InferenceData:
     """NUTS samples of the hierarchical (non-centred) model of the module docstring.
 
-    Arguments as :func:`fit_nuts`. The ``posterior`` also holds ``mu`` and
+    Arguments as :func:`fit_nuts`, except that ``max_tree_depth`` defaults to
+    10 in both phases (Stan's and numpyro's default): one joint chain over all
+    :math:`P d + 2d` parameters needs longer trajectories than a participant's
+    own. The ``posterior`` also holds ``mu`` and
     ``sigma`` ``[d]`` (population mean and spread on the unconstrained scale),
     ``theta_population`` (:math:`\\mu` on the natural scales) and ``eps``
     ``[P, d]`` (the standardised participant offsets).
 
     Raises:
       ImportError: without numpyro or ArviZ (``pip install actinf[fit]``).
+      ValueError: for a ``max_tree_depth`` that is not a positive int or a pair of them.
     """
     model, init = _hierarchical_model(task, behaviour)
     return _sample(
-        model, init, task, behaviour, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress
+        model,
+        init,
+        task,
+        behaviour,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        seed=seed,
+        progress=progress,
+        max_tree_depth=max_tree_depth,
     )
 
 
