@@ -792,6 +792,19 @@ def _participants_progress(
         yield update
 
 
+#: ``--max-tree-depth``, shared by ``actinf fit`` and ``actinf recover``.
+_MaxTreeDepth = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tree-depth",
+        help="Largest NUTS tree depth after warm-up, at most 2^D - 1 leapfrog steps a draw "
+        "[default: 3 for nuts, 10 for hierarchical].",
+        metavar="D",
+        show_default=False,
+    ),
+]
+
+
 def _fit_options(
     method: str,
     usage: Callable[[object], typer.Exit],
@@ -941,16 +954,7 @@ def fit(
     draws: Annotated[
         int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
     ] = None,
-    max_tree_depth: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tree-depth",
-            help="Largest NUTS tree depth after warm-up, at most 2^D - 1 leapfrog steps a draw "
-            "[default: 3 for nuts, 10 for hierarchical].",
-            metavar="D",
-            show_default=False,
-        ),
-    ] = None,
+    max_tree_depth: _MaxTreeDepth = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the NUTS sampler.", metavar="S")] = 0,
     compare: Annotated[
         list[str] | None,
@@ -1173,16 +1177,7 @@ def recover(
     draws: Annotated[
         int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
     ] = None,
-    max_tree_depth: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tree-depth",
-            help="Largest NUTS tree depth after warm-up, at most 2^D - 1 leapfrog steps a draw "
-            "[default: 3 for nuts, 10 for hierarchical].",
-            metavar="D",
-            show_default=False,
-        ),
-    ] = None,
+    max_tree_depth: _MaxTreeDepth = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Parameter recovery: simulate participants from the prior, fit them, compare with the truth.

@@ -175,7 +175,7 @@ def _sample(
     from numpyro.infer.util import constrain_fn, potential_energy
 
     chains, draws = int(chains), int(draws)
-    _tree_depths(max_tree_depth)  # a clear error before any work
+    depth = _tree_depths(max_tree_depth)  # a clear error before any work
     init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     start = init(init_key, chains)
     if chains == 1:
@@ -193,7 +193,7 @@ def _sample(
         return jax.vmap(one)(samples)
 
     mcmc = MCMC(
-        NUTS(potential_fn=potential, max_tree_depth=_tree_depths(max_tree_depth)),
+        NUTS(potential_fn=potential, max_tree_depth=depth),
         num_warmup=int(warmup),
         num_samples=draws,
         num_chains=chains,
