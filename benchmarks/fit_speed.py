@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument(
         "--max-tree-depth",
         default=None,
-        help="W,S: NUTS tree depth during and after warm-up (default: fit_nuts's, 6,3)",
+        help="W,S: NUTS tree depth during and after warm-up (default: fit_nuts's)",
     )
     parser.add_argument("--json", default=None)
     parser.add_argument(

@@ -300,7 +300,7 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
         fit = sampling.fit_nuts if method == "nuts" else sampling.fit_hierarchical
         sample_options = {k: options[k] for k in ("chains", "warmup", "draws", "seed")}
         # the option caps the trees after the warm-up; the warm-up's are capped at
-        # fit_nuts's default (6) or, for the joint hierarchical chain, at 10, or at the option if deeper
+        # fit_nuts's default or, for the joint hierarchical chain, at 10, or at the option if deeper
         warm = sampling.DEFAULT_TREE_DEPTH[0] if method == "nuts" else 10
         depth = (max(warm, options["max_tree_depth"]), options["max_tree_depth"])
         idata = fit(task, b, **sample_options, max_tree_depth=depth)

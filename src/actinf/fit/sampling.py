@@ -332,10 +332,10 @@ def _starting_points(task: Task, behaviour: Behaviour, init: str):
     return centre, covariance
 
 
-#: :func:`fit_nuts`'s largest tree depths ``(during warm-up, after)``: a warm-up
-#: iteration costs at most :math:`2^6 - 1 = 63` leapfrog steps, a draw after it
-#: :math:`2^3 - 1 = 7` (docs/fitting.md, NUTS).
-DEFAULT_TREE_DEPTH = (6, 3)
+#: :func:`fit_nuts`'s largest tree depths ``(during warm-up, after)``: an
+#: iteration costs at most :math:`2^3 - 1 = 7` leapfrog steps in both phases
+#: (docs/fitting.md, NUTS: measured against deeper warm-ups).
+DEFAULT_TREE_DEPTH = (3, 3)
 
 
 def _tree_depths(max_tree_depth) -> tuple[int, int]:
@@ -485,10 +485,9 @@ def fit_nuts(
         tree (at most :math:`2^D - 1` leapfrog steps per iteration): an int for
         both phases, or a pair ``(during warm-up, after)``. The samplers run in
         lockstep, so every iteration costs the longest of their trajectories;
-        the default ``(6, 3)`` bounds a warm-up iteration at 63 steps and a
-        draw at 7. The chains stay valid NUTS chains (a capped tree is still a
-        reversible proposal); a cap that binds too often shows as a lower
-        effective sample size.
+        the default ``(3, 3)`` bounds every iteration at 7 steps. The chains
+        stay valid NUTS chains (a capped tree is still a reversible proposal);
+        a cap that binds too often shows as a lower effective sample size.
 
     Returns:
       an ``InferenceData`` (module docstring): ``posterior`` (``z``, ``theta``),
