@@ -792,13 +792,34 @@ def _participants_progress(
         yield update
 
 
-#: ``--max-tree-depth``, shared by ``actinf fit`` and ``actinf recover``.
+# Options shared by ``actinf fit`` and ``actinf recover``.
+_Chunk = Annotated[
+    int, typer.Option("--chunk", help="Participants per compiled job (the last is padded).", metavar="N")
+]
+_Iterations = Annotated[
+    int | None,
+    typer.Option(
+        "--iterations",
+        help="L-BFGS iterations (map, laplace), before 2 Newton steps [default: 30].",
+        show_default=False,
+    ),
+]
+_Chains = Annotated[
+    int | None, typer.Option("--chains", help="NUTS chains [default: 4].", show_default=False)
+]
+_Warmup = Annotated[
+    int | None,
+    typer.Option("--warmup", help="NUTS warm-up draws per chain [default: 500].", show_default=False),
+]
+_Draws = Annotated[
+    int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
+]
 _MaxTreeDepth = Annotated[
     int | None,
     typer.Option(
         "--max-tree-depth",
-        help="Largest NUTS tree depth after warm-up, at most 2^D - 1 leapfrog steps a draw "
-        "[default: 3 for nuts, 10 for hierarchical].",
+        help="Largest NUTS tree depth, at most 2^D - 1 leapfrog steps an iteration "
+        "[default: 3 for nuts; 10 for hierarchical, at least 10 in its warm-up].",
         metavar="D",
         show_default=False,
     ),
@@ -924,9 +945,7 @@ def fit(
             show_default=False,
         ),
     ] = None,
-    chunk: Annotated[
-        int, typer.Option("--chunk", help="Participants per compiled job (the last is padded).", metavar="N")
-    ] = 25,
+    chunk: _Chunk = 25,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -936,24 +955,10 @@ def fit(
             show_default=False,
         ),
     ] = None,
-    iterations: Annotated[
-        int | None,
-        typer.Option(
-            "--iterations",
-            help="L-BFGS iterations (map, laplace), before 2 Newton steps [default: 30].",
-            show_default=False,
-        ),
-    ] = None,
-    chains: Annotated[
-        int | None, typer.Option("--chains", help="NUTS chains [default: 4].", show_default=False)
-    ] = None,
-    warmup: Annotated[
-        int | None,
-        typer.Option("--warmup", help="NUTS warm-up draws per chain [default: 500].", show_default=False),
-    ] = None,
-    draws: Annotated[
-        int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
-    ] = None,
+    iterations: _Iterations = None,
+    chains: _Chains = None,
+    warmup: _Warmup = None,
+    draws: _Draws = None,
     max_tree_depth: _MaxTreeDepth = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the NUTS sampler.", metavar="S")] = 0,
     compare: Annotated[
@@ -1150,33 +1155,17 @@ def recover(
             show_default=False,
         ),
     ] = None,
-    chunk: Annotated[
-        int, typer.Option("--chunk", help="Participants per compiled job (the last is padded).", metavar="N")
-    ] = 25,
+    chunk: _Chunk = 25,
     ray: Annotated[
         str | None,
         typer.Option(
             "--ray", help="Run the chunks on a Ray cluster at ADDRESS.", metavar="ADDRESS", show_default=False
         ),
     ] = None,
-    iterations: Annotated[
-        int | None,
-        typer.Option(
-            "--iterations",
-            help="L-BFGS iterations (map, laplace), before 2 Newton steps [default: 30].",
-            show_default=False,
-        ),
-    ] = None,
-    chains: Annotated[
-        int | None, typer.Option("--chains", help="NUTS chains [default: 4].", show_default=False)
-    ] = None,
-    warmup: Annotated[
-        int | None,
-        typer.Option("--warmup", help="NUTS warm-up draws per chain [default: 500].", show_default=False),
-    ] = None,
-    draws: Annotated[
-        int | None, typer.Option("--draws", help="NUTS draws per chain [default: 500].", show_default=False)
-    ] = None,
+    iterations: _Iterations = None,
+    chains: _Chains = None,
+    warmup: _Warmup = None,
+    draws: _Draws = None,
     max_tree_depth: _MaxTreeDepth = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
