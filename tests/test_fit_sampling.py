@@ -265,6 +265,17 @@ def test_nuts_trees_stop_at_the_sampling_depth(nuts):
     assert steps.max() == 2**depth - 1
 
 
+def test_nuts_progress_bar_compiles_once(monkeypatch, task, behaviour):
+    # with a progress bar the iterations run in stretches (20 here, of one iteration
+    # each): every stretch must reuse one compiled program, not trace its own
+    traced = []
+    kernels = sampling._kernels
+    monkeypatch.setattr(sampling, "_kernels", lambda t: traced.append(1) or kernels(t))
+    two = jax.tree.map(lambda x: x[:2], behaviour)  # a shape no other test compiles
+    sampling.fit_nuts(task, two, chains=1, warmup=10, draws=10, init="prior", progress=True)
+    assert len(traced) == 2  # _start_chains and _advance_chains, traced once each
+
+
 def test_missing_numpyro_says_how_to_install(monkeypatch, task, behaviour):
     monkeypatch.setitem(sys.modules, "numpyro", None)  # import numpyro now raises ImportError
     with pytest.raises(ImportError, match=r"pip install actinf\[fit\]"):

@@ -396,7 +396,10 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
         done = 0
         while done < total:
             count = min(chunk, total - done)
-            state, kept = _advance_chains(task, flat, state, kept, done, count, warmup, depth)
+            # first and count as arrays: traced, so every stretch runs the same compiled program
+            # (as Python ints filter_jit would treat them as static and compile once per stretch)
+            first_count = (jnp.asarray(done, jnp.int32), jnp.asarray(count, jnp.int32))
+            state, kept = _advance_chains(task, flat, state, kept, *first_count, warmup, depth)
             jax.block_until_ready(kept)
             done += count
             bar.update(count)
