@@ -124,10 +124,9 @@ def main() -> None:
             nuts_estimated_for=f"{args.chains} chains x ({args.warmup} warm-up + {args.draws} draws)",
         )
     elif args.nuts_participants:
-        from actinf.fit.sampling import fit_nuts
+        from actinf.fit.sampling import DEFAULT_TREE_DEPTH, diagnostics, fit_nuts
 
         sub = jax.tree.map(lambda x: x[: args.nuts_participants], behaviour)
-        from actinf.fit.sampling import DEFAULT_TREE_DEPTH, diagnostics
 
         kw = dict(chains=args.chains, warmup=args.warmup, draws=args.draws, **depth)
         print(f"NUTS {kw} ...", file=sys.stderr, flush=True)

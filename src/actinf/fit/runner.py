@@ -299,9 +299,9 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
 
         fit = sampling.fit_nuts if method == "nuts" else sampling.fit_hierarchical
         sample_options = {k: options[k] for k in ("chains", "warmup", "draws", "seed")}
-        # the option caps the trees after the warm-up; the warm-up's are capped at
-        # fit_nuts's default or, for the joint hierarchical chain, at 10, or at the option if deeper
-        warm = sampling.DEFAULT_TREE_DEPTH[0] if method == "nuts" else 10
+        # the option caps the trees after the warm-up; the warm-up's at the function's
+        # default (fit_nuts's, or 10 for the joint hierarchical chain), or at the option if deeper
+        warm = sampling.DEFAULT_TREE_DEPTH[0] if method == "nuts" else sampling.HIERARCHICAL_TREE_DEPTH
         depth = (max(warm, options["max_tree_depth"]), options["max_tree_depth"])
         idata = fit(task, b, **sample_options, max_tree_depth=depth)
         if size < b.outcomes.shape[0]:
@@ -549,8 +549,8 @@ def fit_dataset(
       method_options: the method's options (:data:`METHODS`): ``iterations``
         (MAP, Laplace); ``chains``, ``warmup``, ``draws``, ``seed`` (NUTS; chunk
         ``k`` samples with a seed derived from ``seed`` and ``k``),
-        ``max_tree_depth`` (NUTS: the largest tree depth after the warm-up; 3
-        for ``nuts``, 10 for ``hierarchical``).
+        ``max_tree_depth`` (NUTS: the largest tree depth, 3 for ``nuts`` and 10
+        for ``hierarchical``; their warm-ups keep at least those defaults).
 
     Returns:
       a :class:`FitOutput`.

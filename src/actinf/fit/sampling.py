@@ -337,6 +337,9 @@ def _starting_points(task: Task, behaviour: Behaviour, init: str):
 #: (docs/fitting.md, NUTS: measured against deeper warm-ups).
 DEFAULT_TREE_DEPTH = (3, 3)
 
+#: :func:`fit_hierarchical`'s largest tree depth, in both phases (Stan's and numpyro's default).
+HIERARCHICAL_TREE_DEPTH = 10
+
 
 def _tree_depths(max_tree_depth) -> tuple[int, int]:
     """``(during warm-up, after)`` from an int or a pair, or a ValueError."""
@@ -396,10 +399,10 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
         done = 0
         while done < total:
             count = min(chunk, total - done)
-            # first and count as arrays: traced, so every stretch runs the same compiled program
-            # (as Python ints filter_jit would treat them as static and compile once per stretch)
-            first_count = (jnp.asarray(done, jnp.int32), jnp.asarray(count, jnp.int32))
-            state, kept = _advance_chains(task, flat, state, kept, *first_count, warmup, depth)
+            # first and count as arrays, traced: every stretch runs one compiled program
+            # (filter_jit would treat Python ints as static and compile each stretch anew)
+            first, steps = jnp.asarray(done, jnp.int32), jnp.asarray(count, jnp.int32)
+            state, kept = _advance_chains(task, flat, state, kept, first, steps, warmup, depth)
             jax.block_until_ready(kept)
             done += count
             bar.update(count)
@@ -524,7 +527,7 @@ def fit_hierarchical(
     draws: int = 500,
     seed: int = 0,
     progress: bool = False,
-    max_tree_depth: int | tuple[int, int] = 10,
+    max_tree_depth: int | tuple[int, int] = HIERARCHICAL_TREE_DEPTH,
 ) -> arviz.InferenceData:
     """NUTS samples of the hierarchical (non-centred) model of the module docstring.
 
