@@ -100,7 +100,7 @@ def _run(task: Task, z: jax.Array, behaviour: Behaviour) -> jax.Array:
     V = agent.model.policies
     Nu = agent.model.num_controls
 
-    def trial(start, xs):
+    def trial(model, xs):
         o, u, real = xs
 
         def step(state, t):  # observe, plan, and the log-probability of the choice made
@@ -113,13 +113,20 @@ def _run(task: Task, z: jax.Array, behaviour: Behaviour) -> jax.Array:
             state = agent.act(state, jnp.maximum(taken, 0))
             return state, jnp.where(jnp.all(taken >= 0), chosen, 0.0)
 
-        state, logps = jax.lax.scan(step, start, jnp.arange(T - 1))
+        state, logps = jax.lax.scan(step, agent.init(model=model), jnp.arange(T - 1))
         # nothing is chosen at the last step: update only the beliefs learning reads
-        learned = agent.next_trial(agent.perceive(state, o[:, T - 1]))
-        state = jax.tree.map(lambda new, old: jnp.where(real, new, old), learned, start)
-        return state, jnp.where(real, jnp.sum(logps), 0.0)
+        learned, _ = agent.learn(agent.perceive(state, o[:, T - 1]))
 
-    _, per_trial = jax.lax.scan(trial, agent.init(), tuple(behaviour))
+        # only the model goes on to the next trial (what next_trial starts from), and of
+        # it only the arrays learning changed: the rest stays shared by every participant
+        # of a vmapped group instead of being copied per participant at every trial
+        def keep(new, old):
+            return old if new is old else jnp.where(real, new, old)
+
+        model = jax.tree.map(keep, learned, model)
+        return model, jnp.where(real, jnp.sum(logps), 0.0)
+
+    _, per_trial = jax.lax.scan(trial, agent.model, tuple(behaviour))
     return jnp.sum(per_trial)
 
 
