@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .devices import shard_batch
+from .devices import per_device, shard_batch
 from .likelihood import Behaviour, log_likelihood
 from .tasks import Task
 
@@ -267,7 +267,9 @@ def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int, depth
             max_tree_depth=depth,
         )
 
-    return jax.vmap(one)(start, keys, behaviour, inverse_mass)
+    # each device starts its own samplers (the step-size search is a loop: actinf.fit.devices.per_device)
+    start_all = per_device(lambda *args: (jax.vmap(one)(*args),), (0, 0, 0, 0), (0,))
+    return start_all(start, keys, behaviour, inverse_mass)[0]
 
 
 @eqx.filter_jit
@@ -291,7 +293,7 @@ def _advance_chains(task, behaviour, state, kept, first, count, warmup: int, dep
         *one,
     )
 
-    def body(i, carry):
+    def body(i, carry, behaviour, first):
         state, kept = carry
         state = jax.vmap(lambda st, b: sample_kernel(st, model_args=(b,)))(state, behaviour)
         row = (
@@ -307,7 +309,12 @@ def _advance_chains(task, behaviour, state, kept, first, count, warmup: int, dep
         kept = tuple(put(k, x.astype(k.dtype), slot, 0) for k, x in zip(kept, row, strict=True))
         return state, kept
 
-    return jax.lax.fori_loop(0, count, body, (state, kept))
+    def run(state, kept, behaviour, first, count):
+        return jax.lax.fori_loop(0, count, lambda i, carry: body(i, carry, behaviour, first), (state, kept))
+
+    # each device runs its own samplers' trees to their own ends, without waiting for the
+    # other devices' at every doubling (actinf.fit.devices.per_device)
+    return per_device(run, (0, 1, 0, None, None), (0, 1))(state, kept, behaviour, first, count)
 
 
 def _starting_points(task: Task, behaviour: Behaviour, init: str):
