@@ -10,6 +10,11 @@ the same; on the 2-core machine of ``docs/benchmarks.md`` a value and gradient
 of 400 participants of the explore/exploit task takes 0.6 to 0.35 of the
 single-device time.
 
+Loops whose length differs between the members of a batch (NUTS's trees) run
+on each device's share alone (:func:`per_device`), and :func:`use_cpu_cores`
+also turns off XLA:CPU's YNNPACK fusions, which held memory at every pass
+through such loops on several devices.
+
 ``actinf fit`` and ``actinf recover`` call :func:`use_cpu_cores` before any
 computation. In a script, call it first (or set ``XLA_FLAGS`` yourself);
 :func:`~actinf.fit.estimate.fit_map`, :func:`~actinf.fit.estimate.fit_laplace`
@@ -77,10 +82,9 @@ def shard_batch(tree, axis: int = 0):
     leaves = jax.tree.leaves(tree)
     if n == 1 or not leaves or any(np.ndim(x) <= axis or np.shape(x)[axis] % n for x in leaves):
         return tree
-    from jax.sharding import NamedSharding, PartitionSpec
+    from jax.sharding import NamedSharding
 
-    spec = PartitionSpec(*([None] * axis), "batch")
-    return jax.device_put(tree, NamedSharding(_mesh(devices), spec))
+    return jax.device_put(tree, NamedSharding(_mesh(devices), _spec(axis)))
 
 
 def _mesh(devices):
@@ -88,6 +92,13 @@ def _mesh(devices):
     from jax.sharding import AxisType
 
     return jax.sharding.Mesh(np.asarray(devices), ("batch",), axis_types=(AxisType.Auto,))
+
+
+def _spec(axis: int | None):
+    """Split along ``axis`` over the mesh's ``batch`` axis (None: the same on every device)."""
+    from jax.sharding import PartitionSpec
+
+    return PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), "batch")
 
 
 def per_device(fn, in_axes: tuple, out_axes: tuple):
@@ -114,11 +125,6 @@ def per_device(fn, in_axes: tuple, out_axes: tuple):
     devices = jax.devices()
     n = len(devices)
 
-    def spec(axis):
-        from jax.sharding import PartitionSpec
-
-        return PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), "batch")
-
     def run(*args):
         batched = [
             (leaf, axis)
@@ -131,8 +137,8 @@ def per_device(fn, in_axes: tuple, out_axes: tuple):
         mapped = jax.shard_map(
             fn,
             mesh=_mesh(devices),
-            in_specs=tuple(spec(a) for a in in_axes),
-            out_specs=tuple(spec(a) for a in out_axes),
+            in_specs=tuple(_spec(a) for a in in_axes),
+            out_specs=tuple(_spec(a) for a in out_axes),
             check_vma=False,
         )
         return mapped(*args)
