@@ -60,7 +60,7 @@ def test_shard_batch_leaves_one_device_alone():
 
 def test_shard_batch_splits_over_two_devices_with_the_same_values():
     code = """
-from actinf.fit.devices import per_device, shard_batch, use_cpu_cores
+from actinf.fit.devices import shard_batch, use_cpu_cores
 use_cpu_cores(2)
 import jax, jax.numpy as jnp, numpy as np
 assert len(jax.devices()) == 2
@@ -110,7 +110,9 @@ def test_per_device_runs_each_share_alone_on_two_devices():
 from actinf.fit.devices import per_device, shard_batch, use_cpu_cores
 use_cpu_cores(2)
 import jax, jax.numpy as jnp, numpy as np
-from tests_helper import _collatz_steps
+"""
+    code += _source(_collatz_steps)  # the child defines the same loop
+    code += """
 n = shard_batch(jnp.arange(1, 9))
 plain = jax.jit(_collatz_steps)
 split = jax.jit(per_device(_collatz_steps, (0,), (0,)))
@@ -122,7 +124,7 @@ assert not any(c in split.lower(n).compile().as_text() for c in collective)
 odd = jnp.arange(1, 4)  # not a multiple of the devices: run whole
 assert list(np.asarray(jax.jit(per_device(_collatz_steps, (0,), (0,)))(odd)[0])) == [0, 1, 7]
 print("ok")
-""".replace("from tests_helper import _collatz_steps", _source(_collatz_steps))
+"""
     proc = _child(code, timeout=120)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
 

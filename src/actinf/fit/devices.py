@@ -78,13 +78,17 @@ def shard_batch(tree, axis: int = 0):
     partitioned by XLA (GSPMD) with the same values as on one device.
     """
     devices = jax.devices()
-    n = len(devices)
-    leaves = jax.tree.leaves(tree)
-    if n == 1 or not leaves or any(np.ndim(x) <= axis or np.shape(x)[axis] % n for x in leaves):
+    if not _splits([(leaf, axis) for leaf in jax.tree.leaves(tree)], len(devices)):
         return tree
     from jax.sharding import NamedSharding
 
     return jax.device_put(tree, NamedSharding(_mesh(devices), _spec(axis)))
+
+
+def _splits(batched, n: int) -> bool:
+    """Whether arrays ``(x, axis)`` can be split over ``n`` devices: several devices,
+    at least one array, and every one with that axis a multiple of ``n``."""
+    return n > 1 and bool(batched) and all(np.ndim(x) > a and np.shape(x)[a] % n == 0 for x, a in batched)
 
 
 def _mesh(devices):
@@ -123,7 +127,6 @@ def per_device(fn, in_axes: tuple, out_axes: tuple):
       out_axes: per output (``fn`` returns a tuple), the batch axis of every array in it.
     """
     devices = jax.devices()
-    n = len(devices)
 
     def run(*args):
         batched = [
@@ -132,7 +135,7 @@ def per_device(fn, in_axes: tuple, out_axes: tuple):
             if axis is not None
             for leaf in jax.tree.leaves(arg)
         ]
-        if n == 1 or not batched or any(np.ndim(x) <= a or np.shape(x)[a] % n for x, a in batched):
+        if not _splits(batched, len(devices)):
             return fn(*args)
         mapped = jax.shard_map(
             fn,

@@ -293,24 +293,24 @@ def _advance_chains(task, behaviour, state, kept, first, count, warmup: int, dep
         *one,
     )
 
-    def body(i, carry, behaviour, first):
-        state, kept = carry
-        state = jax.vmap(lambda st, b: sample_kernel(st, model_args=(b,)))(state, behaviour)
-        row = (
-            state.z,
-            state.potential_energy,
-            state.energy,
-            state.num_steps,
-            state.diverging,
-            state.accept_prob,
-        )
-        slot = jnp.maximum(first + i - warmup, 0)  # warm-up iterations write row 0, overwritten later
-        put = jax.lax.dynamic_update_index_in_dim
-        kept = tuple(put(k, x.astype(k.dtype), slot, 0) for k, x in zip(kept, row, strict=True))
-        return state, kept
-
     def run(state, kept, behaviour, first, count):
-        return jax.lax.fori_loop(0, count, lambda i, carry: body(i, carry, behaviour, first), (state, kept))
+        def body(i, carry):
+            state, kept = carry
+            state = jax.vmap(lambda st, b: sample_kernel(st, model_args=(b,)))(state, behaviour)
+            row = (
+                state.z,
+                state.potential_energy,
+                state.energy,
+                state.num_steps,
+                state.diverging,
+                state.accept_prob,
+            )
+            slot = jnp.maximum(first + i - warmup, 0)  # warm-up iterations write row 0, overwritten later
+            put = jax.lax.dynamic_update_index_in_dim
+            kept = tuple(put(k, x.astype(k.dtype), slot, 0) for k, x in zip(kept, row, strict=True))
+            return state, kept
+
+        return jax.lax.fori_loop(0, count, body, (state, kept))
 
     # each device runs its own samplers' trees to their own ends, without waiting for the
     # other devices' at every doubling (actinf.fit.devices.per_device)
