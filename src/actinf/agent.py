@@ -392,7 +392,8 @@ class Agent(eqx.Module):
         t = state.time
         dtype = arrays.likelihood[0].dtype
         o = jnp.asarray(observation, jnp.int32)
-        Ls = put(state.likelihood, t, _joint_likelihood(arrays, o))
+        lik_now = _joint_likelihood(arrays, o)
+        Ls = put(state.likelihood, t, lik_now)
         u = state.policy_posterior
         tp = jnp.maximum(t - 1, 0)
         scheme = self.inference
@@ -401,7 +402,7 @@ class Agent(eqx.Module):
         else:  # receding horizon: every policy is a plan from now, none stays pruned
             mask = state.mask
         if self.tree is not None:
-            q, neg_now = scheme.filter(arrays, Ls, t, state.actions, state.history)
+            q, neg_now = scheme.filter(arrays, lik_now, t, state.actions, state.history)
             x = tuple(qf[None, None] for qf in q)
             neg_free = jnp.broadcast_to(neg_now, (Np,))
         else:
@@ -482,9 +483,10 @@ class Agent(eqx.Module):
             return self.observe(state, observation)[0]
         arrays, t = state.arrays, state.time
         o = jnp.asarray(observation, jnp.int32)
-        Ls = put(state.likelihood, t, _joint_likelihood(arrays, o))
+        lik_now = _joint_likelihood(arrays, o)
+        Ls = put(state.likelihood, t, lik_now)
         if self.tree is not None:
-            q, _ = scheme.filter(arrays, Ls, t, state.actions, state.history)
+            q, _ = scheme.filter(arrays, lik_now, t, state.actions, state.history)
             x = tuple(qf[None, None] for qf in q)
         else:
             x, _ = scheme.infer(state.beliefs, arrays, Ls, t, state.actions, state.mask, state.history)
