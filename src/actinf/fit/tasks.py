@@ -33,6 +33,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.scipy.stats  # the prior density (not loaded by `import jax`)
 
 from ..agent import Agent, Learning, Sampled
 from ..inference.fixed_point import FixedPoint
