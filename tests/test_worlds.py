@@ -245,3 +245,28 @@ def test_explore_exploit_paper_preferences():
 def test_explore_exploit_invalid_hint_accuracy():
     with pytest.raises(ValueError, match="hint_accuracy must lie in"):
         ExploreExploitWorld(hint_accuracy=-0.1)
+
+
+def test_world_draws_are_inverse_cdf_of_the_column():
+    """The worlds draw from cumulative sums laid out as rows; every draw equals SPM's
+    inverse_cdf of the column A[:, s] or B[:, s, u], uniforms on the boundaries included."""
+    from actinf.maths import inverse_cdf
+    from actinf.worlds.base import _draw_outcomes, _draw_states
+
+    rng = np.random.default_rng(7)
+    A = jnp.asarray(rng.dirichlet(np.ones(6), size=(4, 3)).transpose(2, 0, 1))  # [6, 4, 3]
+    B = (
+        jnp.asarray(rng.dirichlet(np.ones(4), size=(4, 2)).transpose(2, 0, 1)),  # [4, 4, 2]
+        jnp.asarray(rng.dirichlet(np.ones(3), size=(3, 1)).transpose(2, 0, 1)),  # [3, 3, 1]
+    )
+    for s0, s1 in np.ndindex(4, 3):
+        states = jnp.array([s0, s1])
+        column = A[:, s0, s1]
+        for u in [*np.cumsum(np.asarray(column))[:-1], 0.0, 0.999, *rng.uniform(size=4)]:
+            drawn = _draw_outcomes(jnp.asarray([u], A.dtype), (A,), states)
+            assert int(drawn[0]) == int(inverse_cdf(column, u))
+        for a0 in range(2):
+            for u in [*np.cumsum(np.asarray(B[0][:, s0, a0]))[:-1], *rng.uniform(size=3)]:
+                drawn = _draw_states(jnp.asarray([u, 0.5], A.dtype), B, states, jnp.array([a0, 0]))
+                assert int(drawn[0]) == int(inverse_cdf(B[0][:, s0, a0], u))
+                assert int(drawn[1]) == int(inverse_cdf(B[1][:, s1, 0], 0.5))

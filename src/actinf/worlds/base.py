@@ -124,17 +124,33 @@ def _categorical(rng_key: jax.Array, p: jax.Array) -> jax.Array:
     return inverse_cdf(p, jax.random.uniform(rng_key, dtype=p.dtype)).astype(jnp.int32)
 
 
+# A draw is :func:`~actinf.maths.inverse_cdf` of a column of A or B. The cumulative
+# sums are taken over the whole array and laid out as rows, and the row of the
+# current state (and action) is read: inside a rollout the arrays are fixed, so XLA
+# hoists the sums out of the time loop, and a step reads one contiguous row instead
+# of gathering a strided column and summing it (on the 10x10 grid with 256 agents
+# that was 15 % of a step). The draws are the same.
+
+
+def _first_above(cumulative: jax.Array, u: jax.Array) -> jax.Array:
+    """:func:`~actinf.maths.inverse_cdf` given the cumulative probabilities ``[N]``."""
+    return jnp.minimum(jnp.sum(cumulative <= u), cumulative.shape[0] - 1)
+
+
 def _draw_outcomes(uniforms: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
     index = tuple(states[f] for f in range(states.shape[0]))
     return jnp.stack(
-        [inverse_cdf(a[(slice(None), *index)], u) for u, a in zip(uniforms, likelihood, strict=True)]
+        [
+            _first_above(jnp.moveaxis(jnp.cumsum(a, axis=0), 0, -1)[index], u)  # rows [Ns..., No]
+            for u, a in zip(uniforms, likelihood, strict=True)
+        ]
     ).astype(jnp.int32)
 
 
 def _draw_states(uniforms: jax.Array, transition: tuple, states: jax.Array, action: jax.Array) -> jax.Array:
     return jnp.stack(
         [
-            inverse_cdf(b[:, states[f], action[f]], u)
+            _first_above(jnp.transpose(jnp.cumsum(b, axis=0), (1, 2, 0))[states[f], action[f]], u)
             for f, (u, b) in enumerate(zip(uniforms, transition, strict=True))
         ]
     ).astype(jnp.int32)
