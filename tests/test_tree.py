@@ -87,13 +87,18 @@ def _run_steps(agent, observations, actions):
 @pytest.mark.parametrize(
     "terms", [SPM_TERMS, VALUE_TERMS, PYMDP_TERMS], ids=["spm-terms", "value-terms", "pymdp-terms"]
 )
-@pytest.mark.parametrize("policies", ["full", "irregular"])
+@pytest.mark.parametrize("policies", ["full", "irregular", "one-controlled"])
 def test_tree_equals_scoring_each_policy(terms, policies):
     """Same efe, terms, policy posterior and action probabilities at every step, including
-    the steps where the trial's end cuts the policies short."""
+    the steps where the trial's end cuts the policies short. With one controlled factor
+    and every sequence of its moves, each depth's children are the product itself (no
+    gather); with two, they are gathered."""
     rng = np.random.default_rng(3)
-    Nu = (3, 2)
-    V = _full_policies(Nu, 2) if policies == "full" else rng.integers(0, 2, size=(2, 9, 2)).astype(np.int32)
+    Nu = (3, 1) if policies == "one-controlled" else (3, 2)
+    if policies == "irregular":
+        V = rng.integers(0, 2, size=(2, 9, 2)).astype(np.int32)
+    else:
+        V = _full_policies(Nu, 2)
     model = _model(rng, Nu=Nu, policies=V, T=3, counts=True)
     kwargs = dict(trial_length=5, terms=terms, precision=FixedPrecision(), action=Sampled(3.0), learning=None)
     tree = Agent(model, inference=FixedPoint(), **kwargs)

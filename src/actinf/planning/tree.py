@@ -129,7 +129,13 @@ def predict_children(tree: PolicyTree, moves, states, k: int):
         else:
             # every parent under every move: [n_{k-1}, Ns] @ [Ns, Nu * Ns]
             every = (prev @ M.reshape(Ns, Nu * Ns)).reshape(prev.shape[0], Nu, Ns)
-            child = every[parent, move[:, f]]
+            if np.array_equal(parent * Nu + move[:, f], np.arange(prev.shape[0] * Nu)):
+                # the nodes are every parent under every move, in that order (all
+                # sequences of moves, as listed): the children are the product itself,
+                # and XLA would not see that the gather below is the identity
+                child = every.reshape(prev.shape[0] * Nu, Ns)
+            else:
+                child = every[parent, move[:, f]]
         out.append(child)
     return tuple(out)
 
