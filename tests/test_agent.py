@@ -97,6 +97,64 @@ def test_fixed_point_is_the_exact_filter_for_one_factor():
             prior = B[:, :, int(info.action[0])] @ (joint / joint.sum())
 
 
+def _factored_likelihood(rng, shape):
+    L = rng.random(shape) ** 4 + 1e-3
+    return jnp.asarray(L / L.max())
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 5)])
+def test_fixed_point_stopping_early_gives_the_posterior_of_every_sweep(shape):
+    """stop_at_fixed_point: the same posterior and free energy as all num_iter sweeps,
+    for one agent and for a batch whose agents settle after different numbers of sweeps;
+    forward-mode derivatives go through it."""
+    rng = np.random.default_rng(5)
+    full, early = FixedPoint(num_iter=16), FixedPoint(num_iter=16, stop_at_fixed_point=True)
+    priors = [tuple(jnp.asarray(rng.dirichlet(np.ones(n))) for n in shape) for _ in range(6)]
+    liks = [_factored_likelihood(rng, shape) for _ in range(6)]
+    for prior, lik in zip(priors, liks, strict=True):
+        a, b = full.posterior(prior, lik), early.posterior(prior, lik)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-15)
+    batch_prior = tuple(jnp.stack(p) for p in zip(*priors, strict=True))
+    batch = jax.vmap(early.posterior)(batch_prior, jnp.stack(liks))
+    each = jax.vmap(full.posterior)(batch_prior, jnp.stack(liks))
+    for x, y in zip(jax.tree.leaves(batch), jax.tree.leaves(each), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-15)
+
+    def free_energy(scheme, scale):
+        return scheme.posterior(priors[0], liks[0] ** scale)[1]
+
+    _, d_full = jax.jvp(lambda s: free_energy(full, s), (1.0,), (1.0,))
+    _, d_early = jax.jvp(lambda s: free_energy(early, s), (1.0,), (1.0,))
+    np.testing.assert_allclose(d_early, d_full, rtol=1e-8)
+
+
+def test_fixed_point_stopping_early_runs_fewer_sweeps(monkeypatch):
+    """The loop stops: with a likelihood that pins both factors the beliefs settle within a
+    few sweeps (here 3: the last one changes nothing), not the 16 of the plain scheme."""
+    import actinf.inference.fixed_point as fixed_point
+
+    sweeps = []
+    real = fixed_point.contract
+
+    def counted(array, vectors, skip=None):
+        if skip == 0:  # once per sweep
+            jax.debug.callback(lambda: sweeps.append(1))
+        return real(array, vectors, skip=skip)
+
+    monkeypatch.setattr(fixed_point, "contract", counted)
+    lik = jnp.zeros((3, 4)).at[1, 2].set(1.0) + 1e-300
+    prior = (jnp.full(3, 1 / 3), jnp.full(4, 1 / 4))
+    q, _ = jax.jit(FixedPoint(num_iter=16, stop_at_fixed_point=True).posterior)(prior, lik)
+    jax.effects_barrier()
+    assert 2 <= len(sweeps) <= 3
+    sweeps.clear()
+    jax.jit(FixedPoint(num_iter=16).posterior)(prior, lik)
+    jax.effects_barrier()
+    assert len(sweeps) == 16
+    assert int(jnp.argmax(q[0])) == 1 and int(jnp.argmax(q[1])) == 2
+
+
 def test_fixed_point_efe_is_the_sum_over_the_predicted_future():
     """Receding horizon: a policy's expected free energy at t is the sum of risk and
     ambiguity over its next moves (inside the trial), predicted by B from the posterior."""

@@ -6,7 +6,8 @@ policies) are built once in NumPy (:func:`maze_problem`, :func:`grid_problem`)
 and handed to both libraries:
 
 * actinf: :class:`~actinf.agent.Agent` with
-  :class:`~actinf.inference.fixed_point.FixedPoint` (``num_iter`` = 16),
+  :class:`~actinf.inference.fixed_point.FixedPoint` (``num_iter`` = 16, stopping
+  early once a sweep changes nothing, which gives the posterior of all 16),
   :class:`~actinf.planning.policy.FixedPrecision` (``beta = 1 / gamma``),
   :data:`~actinf.planning.efe.PYMDP_TERMS` (pragmatic value and the state
   information gain summed over modalities), :class:`~actinf.agent.Sampled`
@@ -306,7 +307,7 @@ def actinf_agent_and_world(problem: Problem, steps: int, *, gamma: float = GAMMA
     model = _actinf_model(problem)
     agent = Agent(
         model,
-        inference=FixedPoint(num_iter=NUM_ITER),
+        inference=FixedPoint(num_iter=NUM_ITER, stop_at_fixed_point=True),
         precision=FixedPrecision(),
         terms=PYMDP_TERMS,
         action=Sampled(float(alpha)),

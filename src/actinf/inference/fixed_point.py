@@ -69,13 +69,25 @@ class FixedPoint(NamedTuple):
     policy's window alone, which is what ``shared_prefixes=False`` does (and
     what happens when the agent is built from traced policies).
 
+    With ``stop_at_fixed_point`` the sweeps over the factors stop as soon as one
+    leaves every :math:`\\mathbf{q}_f` unchanged, bit for bit, instead of always
+    running ``num_iter`` of them. A sweep is a deterministic function of the
+    beliefs, so a sweep that changes nothing would change nothing again: the
+    posterior is the one ``num_iter`` sweeps give, and with several agents under
+    ``vmap`` the loop runs until the last of them settles. It is a
+    ``lax.while_loop``, which forward-mode differentiation (``jax.jvp``,
+    ``jax.jacfwd``) goes through but reverse mode (``jax.grad``) does not; hence
+    off by default. Sweeps matter only with two or more factors.
+
     Attributes:
       num_iter: fixed-point iterations over the factors (10; one is exact for one factor).
       shared_prefixes: plan over the policy tree (True) or policy by policy.
+      stop_at_fixed_point: stop the iterations once a sweep changes nothing (False).
     """
 
     num_iter: int = 10
     shared_prefixes: bool = True
+    stop_at_fixed_point: bool = False
 
     #: Policies start afresh at every step, so none stays pruned by the Occam window.
     policies_persist = False
@@ -105,13 +117,29 @@ class FixedPoint(NamedTuple):
         F = len(prior)
         log_prior = [log_stable(p) for p in prior]
 
-        def sweep(q, _):
+        def sweep(q):
             q = list(q)
             for f in range(F):
                 q[f] = softmax(log_prior[f] + log_stable(contract(likelihood, q, skip=f)))
-            return tuple(q), None
+            return tuple(q)
 
-        q, _ = jax.lax.scan(sweep, tuple(prior), None, length=self.num_iter if F > 1 else 1)
+        if F > 1 and self.stop_at_fixed_point:
+
+            def unsettled(carry):
+                i, _, changed = carry
+                return (i < self.num_iter) & changed
+
+            def step(carry):
+                i, q, _ = carry
+                new = sweep(q)
+                changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in zip(new, q, strict=True)]))
+                return i + 1, new, changed
+
+            _, q, _ = jax.lax.while_loop(unsettled, step, (0, tuple(prior), jnp.asarray(True)))
+        else:
+            q, _ = jax.lax.scan(
+                lambda q, _: (sweep(q), None), tuple(prior), None, length=self.num_iter if F > 1 else 1
+            )
         accuracy = jnp.sum(outer(list(q)) * log_stable(likelihood))
         complexity = sum(qf @ (log_stable(qf) - lp) for qf, lp in zip(q, log_prior, strict=True))
         return q, accuracy - complexity
