@@ -174,7 +174,13 @@ def inverse_cdf(p, u):
     The index of the first cumulative probability above ``u``: SPM's
     ``find(rand < cumsum(p), 1)``, clamped to ``N - 1`` against rounding.
     """
-    return jnp.minimum(jnp.sum(jnp.cumsum(p) <= u), p.shape[0] - 1)
+    return first_above(jnp.cumsum(p), u)
+
+
+def first_above(cumulative, u):
+    """:func:`inverse_cdf` given the cumulative probabilities ``[N]``: the index of the first
+    entry above ``u``, clamped to ``N - 1``. For sums taken once and read many times."""
+    return jnp.minimum(jnp.sum(cumulative <= u), cumulative.shape[0] - 1)
 
 
 def put(array, index, value, axis: int = 0):

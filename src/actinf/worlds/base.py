@@ -47,7 +47,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..maths import inverse_cdf
+from ..maths import first_above, inverse_cdf
 from ..model import GenerativeModel
 from ..models.tmaze import ModelLabels
 
@@ -132,16 +132,11 @@ def _categorical(rng_key: jax.Array, p: jax.Array) -> jax.Array:
 # that was 15 % of a step). The draws are the same.
 
 
-def _first_above(cumulative: jax.Array, u: jax.Array) -> jax.Array:
-    """:func:`~actinf.maths.inverse_cdf` given the cumulative probabilities ``[N]``."""
-    return jnp.minimum(jnp.sum(cumulative <= u), cumulative.shape[0] - 1)
-
-
 def _draw_outcomes(uniforms: jax.Array, likelihood: tuple, states: jax.Array) -> jax.Array:
     index = tuple(states[f] for f in range(states.shape[0]))
     return jnp.stack(
         [
-            _first_above(jnp.moveaxis(jnp.cumsum(a, axis=0), 0, -1)[index], u)  # rows [Ns..., No]
+            first_above(jnp.moveaxis(jnp.cumsum(a, axis=0), 0, -1)[index], u)  # rows [Ns..., No]
             for u, a in zip(uniforms, likelihood, strict=True)
         ]
     ).astype(jnp.int32)
@@ -150,7 +145,7 @@ def _draw_outcomes(uniforms: jax.Array, likelihood: tuple, states: jax.Array) ->
 def _draw_states(uniforms: jax.Array, transition: tuple, states: jax.Array, action: jax.Array) -> jax.Array:
     return jnp.stack(
         [
-            _first_above(jnp.transpose(jnp.cumsum(b, axis=0), (1, 2, 0))[states[f], action[f]], u)
+            first_above(jnp.transpose(jnp.cumsum(b, axis=0), (1, 2, 0))[states[f], action[f]], u)
             for f, (u, b) in enumerate(zip(uniforms, transition, strict=True))
         ]
     ).astype(jnp.int32)
