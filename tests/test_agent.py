@@ -17,7 +17,7 @@ from actinf.agent import Agent, Deterministic, Learning, Sampled
 from actinf.inference.fixed_point import FixedPoint
 from actinf.model import generative_model
 from actinf.planning.efe import VALUE_TERMS, Ambiguity, Risk
-from actinf.planning.policy import FixedPrecision
+from actinf.planning.policy import FixedPrecision, GammaPrecision
 from actinf.spm.io import load_case
 from actinf.spm.runner import case_model, case_settings
 from actinf.spm.scheme import spm_agent
@@ -153,6 +153,25 @@ def test_fixed_point_stopping_early_runs_fewer_sweeps(monkeypatch):
     jax.effects_barrier()
     assert len(sweeps) == 16
     assert int(jnp.argmax(q[0])) == 1 and int(jnp.argmax(q[1])) == 2
+
+
+@pytest.mark.parametrize("num_iter", [16, 3, 1])
+@pytest.mark.parametrize("masked", [False, True], ids=["all", "masked"])
+def test_gamma_precision_with_one_free_energy_is_the_loop(num_iter, masked):
+    """With the same free energy for every policy (receding horizon), the closed form of
+    SPM's precision steps equals the loop run on that free energy for every policy:
+    posterior, prior, precision and rate (the rate starts far from beta, so that one
+    step more or less would show at 1e-5)."""
+    rng = np.random.default_rng(num_iter)
+    efe = jnp.asarray(rng.normal(0.0, 3.0, 6))
+    log_habit = jnp.log(jnp.asarray(rng.dirichlet(np.ones(6))))
+    mask = jnp.asarray([True, False, True, True, False, True]) if masked else jnp.ones(6, bool)
+    precision = GammaPrecision(num_iter)
+    for rate, beta in ((4.0, 1.0), (0.3, 2.0)):
+        closed = precision(log_habit, efe, jnp.asarray(1.7), mask, jnp.asarray(rate), beta)
+        loop = precision(log_habit, efe, jnp.full(6, 1.7), mask, jnp.asarray(rate), beta)
+        for got, want in zip(closed, loop, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
 def test_fixed_point_efe_is_the_sum_over_the_predicted_future():

@@ -423,7 +423,9 @@ class Agent(eqx.Module):
                 )(x)
             efe = jnp.where(mask, efe, 0.0)
             parts = jnp.where(mask[:, None], jnp.stack(parts, axis=-1), 0.0)
-            post = self.precision(arrays.log_habit, efe, -neg_free, mask, rate, beta)
+            # receding horizon: every policy shares the posterior now, and so its free energy
+            free = -neg_free if scheme.policies_persist else -neg_free[0]
+            post = self.precision(arrays.log_habit, efe, free, mask, rate, beta)
             rate, qu, pu, gamma = post.rate, post.posterior, post.prior, post.precision
             u = put(u, t, qu, axis=1)
         else:

@@ -53,11 +53,26 @@ class PolicyPosterior(NamedTuple):
 
 
 class GammaPrecision(NamedTuple):
-    """Policy precision with a Gamma prior of rate ``beta``, updated as in SPM (16 steps)."""
+    """Policy precision with a Gamma prior of rate ``beta``, updated as in SPM (16 steps).
+
+    ``free_energy`` is ``[Np]``, or a scalar when every policy has the same
+    (receding-horizon planning, where all policies share the posterior now). Then
+    :math:`\\pi = \\pi_0` at every step, the evidence term :math:`(\\pi - \\pi_0)\\cdot(-G)`
+    vanishes and the rate relaxes toward ``beta`` alone,
+    :math:`\\beta_q^{(k)} = \\beta + (\\beta_q^{(0)} - \\beta)/2^k`: the result of the
+    ``num_iter`` steps is written down directly (equal to the loop up to rounding).
+    """
 
     num_iter: int = 16
 
     def __call__(self, log_habit, efe, free_energy, mask, rate, beta):
+        if jnp.ndim(free_energy) == 0 and self.num_iter > 0:
+            # the last step's posterior uses the rate before it, the result the rate after it
+            before = beta + (rate - beta) * 2.0 ** -(self.num_iter - 1)
+            after = beta + (rate - beta) * 2.0**-self.num_iter
+            q = masked_softmax(log_habit - efe / before, mask)
+            return PolicyPosterior(q, q, 1.0 / after, after)
+
         def body(carry, _):
             rate, _, _ = carry
             gamma = 1.0 / rate
