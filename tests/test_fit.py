@@ -164,3 +164,12 @@ def test_prior_table_is_documented():
 
     for name in PARAMETERS:
         assert name in tasks.__doc__
+
+
+def test_the_example_file_is_what_example_data_writes():
+    """docs/fitting.md says ``examples/data/explore_exploit.csv`` is regenerated, identically,
+    by ``example_data``: a change of the simulation's random draws shows here."""
+    pd = pytest.importorskip("pandas")
+    from actinf.fit.data import example_data
+
+    pd.testing.assert_frame_equal(example_data(), pd.read_csv("examples/data/explore_exploit.csv"))

@@ -270,3 +270,28 @@ def test_world_draws_are_inverse_cdf_of_the_column():
                 drawn = _draw_states(jnp.asarray([u, 0.5], A.dtype), B, states, jnp.array([a0, 0]))
                 assert int(drawn[0]) == int(inverse_cdf(B[0][:, s0, a0], u))
                 assert int(drawn[1]) == int(inverse_cdf(B[1][:, s1, 0], 0.5))
+
+
+def test_reset_draws_states_from_d_and_outcomes_from_a():
+    """A reset draws every factor's state from D_f and then every outcome from A_g[:, s]
+    (one call of the generator for all of them): joint frequencies over 8,000 resets
+    within 4.5 standard deviations of D_1 D_2 A[o, s_1, s_2]."""
+    from actinf.model import generative_model
+    from actinf.models.tmaze import ModelLabels
+    from actinf.worlds import CategoricalWorld
+
+    rng = np.random.default_rng(3)
+    A = rng.dirichlet(np.ones(3), size=(2, 3)).transpose(2, 0, 1)  # [3, 2, 3]
+    B = [np.eye(2)[:, :, None], np.eye(3)[:, :, None]]
+    D = [np.array([0.3, 0.7]), np.array([0.5, 0.2, 0.3])]
+    model = generative_model([A], B, [np.zeros((3, 2))], D, policies=np.zeros((1, 1, 2), np.int32))
+    names = lambda n: tuple(str(i) for i in range(n))  # noqa: E731
+    labels = ModelLabels(("a", "b"), (names(2), names(3)), ("o",), (names(3),), (names(1), names(1)))
+    world = CategoricalWorld(process=model, model=model, labels=labels)
+    n = 8000
+    states, obs = jax.vmap(world.reset)(jax.random.split(jax.random.key(11), n))
+    s, o = np.asarray(states.states), np.asarray(obs)[:, 0]
+    for s0, s1, og in np.ndindex(2, 3, 3):
+        p = D[0][s0] * D[1][s1] * A[og, s0, s1]
+        freq = np.mean((s[:, 0] == s0) & (s[:, 1] == s1) & (o == og))
+        assert abs(freq - p) < 4.5 * np.sqrt(p * (1 - p) / n), (s0, s1, og, freq, p)

@@ -119,11 +119,6 @@ class World(eqx.Module):
         return new._replace(trial=state.trial + 1), observation
 
 
-def _categorical(rng_key: jax.Array, p: jax.Array) -> jax.Array:
-    """One draw from the categorical distribution ``p`` (``[N]``, sums to one), as SPM draws."""
-    return inverse_cdf(p, jax.random.uniform(rng_key, dtype=p.dtype)).astype(jnp.int32)
-
-
 # A draw is :func:`~actinf.maths.inverse_cdf` of a column of A or B. The cumulative
 # sums are taken over the whole array and laid out as rows, and the row of the
 # current state (and action) is read: inside a rollout the arrays are fixed, so XLA
@@ -188,17 +183,21 @@ class CategoricalWorld(World):
 
     def reset(self, rng_key: jax.Array) -> tuple[WorldState, jax.Array]:
         """``s_f ~ D_f``, ``o_g ~ A_g[:, s]``, at time 0 of trial 0."""
-        key_s, key_o = jax.random.split(rng_key)
-        keys = jax.random.split(key_s, len(self.process.initial))
-        states = jnp.stack([_categorical(k, d) for k, d in zip(keys, self.process.initial, strict=True)])
-        observation = sample_outcomes(key_o, self.process.likelihood, states)
+        # every uniform of the reset from one call of the generator, as in step: each
+        # call site of JAX's Threefry is compiled on its own (about 70 ms on CPU)
+        initial, likelihood = self.process.initial, self.process.likelihood
+        F = len(initial)
+        uniforms = jax.random.uniform(rng_key, (F + len(likelihood),), dtype=initial[0].dtype)
+        states = jnp.stack([inverse_cdf(d, u) for d, u in zip(initial, uniforms[:F], strict=True)])
+        states = states.astype(jnp.int32)
+        observation = _draw_outcomes(uniforms[F:], likelihood, states)
         zero = jnp.zeros((), jnp.int32)
         return WorldState(states, zero, zero), observation
 
     def step(self, rng_key: jax.Array, state: WorldState, action: jax.Array) -> tuple[WorldState, jax.Array]:
         """``s_f' ~ B_f[:, s_f, u_f]``, ``o_g ~ A_g[:, s']``; the time advances by one."""
-        # every uniform of the step from one call of the generator: on CPU each call
-        # of JAX's Threefry is a small loop, a large part of a small model's step
+        # every uniform of the step from one call of the generator: each call site of
+        # JAX's Threefry costs compile time (about 70 ms on CPU) and run time
         F = len(self.process.transition)
         dtype = self.process.transition[0].dtype
         uniforms = jax.random.uniform(rng_key, (F + len(self.process.likelihood),), dtype=dtype)
