@@ -58,6 +58,9 @@ class OutcomeModel(NamedTuple):
       log_preference: per modality, ``[No_g, T]`` normalised log preferences.
       novelty_weights: per modality ``W(a_g)`` (masked where ``a_g = 0``) or None.
       initial_novelty_weights: per factor ``W(d_f)`` or None.
+      utility: ``[prod Ns, T]``, the expected log preference of each joint state,
+        :math:`U(s, \\tau) = \\sum_g \\sum_o A_g[o, s]\\, C_g[o, \\tau]`: by linearity
+        :math:`\\sum_g q(o_g)\\cdot C_g[:, \\tau] = \\sum_s q(s)\\, U(s, \\tau)`.
     """
 
     likelihood: tuple
@@ -66,6 +69,7 @@ class OutcomeModel(NamedTuple):
     log_preference: tuple
     novelty_weights: tuple | None
     initial_novelty_weights: tuple | None
+    utility: jnp.ndarray
 
 
 def joint_likelihood(likelihood) -> jnp.ndarray:
@@ -81,6 +85,7 @@ def outcome_model(likelihood, log_preference, novelty_weights=None, initial_nove
     """Precompute the arrays the EFE terms need (see :class:`OutcomeModel`)."""
     joint = joint_likelihood(likelihood)
     neg_entropy = jnp.sum(joint * entropy_log(joint), axis=0)
+    utility = sum(a.reshape(a.shape[0], -1).T @ c for a, c in zip(likelihood, log_preference, strict=True))
     return OutcomeModel(
         tuple(likelihood),
         joint,
@@ -88,7 +93,14 @@ def outcome_model(likelihood, log_preference, novelty_weights=None, initial_nove
         tuple(log_preference),
         None if novelty_weights is None else tuple(novelty_weights),
         None if initial_novelty_weights is None else tuple(initial_novelty_weights),
+        utility,
     )
+
+
+def _expected_utility(om: OutcomeModel, states, tau):
+    """:math:`\\sum_g q(o_g)\\cdot C_g[:, \\tau]` as :math:`\\sum_s q(s)\\, U(s, \\tau)`: one
+    product with the joint over states instead of a prediction of every modality."""
+    return outer(states).reshape(-1) @ om.utility[:, tau]
 
 
 def _joint_states(states):
@@ -128,10 +140,7 @@ class Risk(NamedTuple):
     joint: bool = True
 
     def __call__(self, om: OutcomeModel, states, tau):
-        value = _outcome_neg_entropy(om, states, self.joint)
-        for g, a in enumerate(om.likelihood):
-            value = value - contract(a, states) @ om.log_preference[g][:, tau]
-        return value
+        return _outcome_neg_entropy(om, states, self.joint) - _expected_utility(om, states, tau)
 
 
 class Ambiguity(NamedTuple):
@@ -167,10 +176,7 @@ class PragmaticValue(NamedTuple):
     """
 
     def __call__(self, om: OutcomeModel, states, tau):
-        value = 0.0
-        for g, a in enumerate(om.likelihood):
-            value = value - contract(a, states) @ om.log_preference[g][:, tau]
-        return value
+        return -_expected_utility(om, states, tau)
 
 
 class EpistemicValue(NamedTuple):
