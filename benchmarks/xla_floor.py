@@ -86,7 +86,7 @@ def main() -> None:
     if args.json:
         result = {
             "machine": {"platform": platform.platform(), "jax": jax.__version__},
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "bare_step_s": step,
             "generator_compile_s": {str(n): s for n, s in compile_s.items()},
         }
