@@ -5,6 +5,7 @@ The behaviour of agents in worlds (statistical bounds) is in ``test_behaviour.py
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import equinox as eqx
@@ -359,3 +360,68 @@ def test_perceive_leaves_the_trial_to_learn_what_observe_does(inference):
     d_perceived = agent.next_trial(perceived).model.initial_counts[0]
     assert float(d_planned[0]) > 2.5  # the win on the left was learned
     np.testing.assert_allclose(d_perceived, d_planned, atol=1e-12)
+
+
+def test_outcome_support_is_the_joint_outcomes_some_state_can_produce():
+    """The explore/exploit model: 3 x 3 x 4 joint outcomes, of which a state can produce
+    7 (start; a hint either way; a win or a loss on either machine); none is left out
+    with learned likelihood counts, and a model whose every outcome can occur has no support."""
+    from actinf.planning.efe import joint_likelihood, outcome_support
+    from actinf.worlds import make_world
+
+    model = make_world("explore-exploit").model
+    support = outcome_support(model.likelihood)
+    assert support is not None and len(support) == 7
+    joint = np.asarray(joint_likelihood(model.likelihood))
+    left_out = np.setdiff1d(np.arange(36), support)
+    assert np.all(joint[left_out] == 0) and np.all(joint[list(support)].max(axis=1) > 0)
+    assert Agent(model, inference=FixedPoint()).outcome_support == support
+    counts = tuple(10.0 * a for a in model.likelihood)
+    learned = dataclasses.replace(model, likelihood_counts=counts)
+    assert Agent(learned, inference=FixedPoint()).outcome_support is None
+    dense = _random_model(np.random.default_rng(3), T=3, likelihood_counts=None)
+    assert outcome_support(dense.likelihood) is None
+
+
+@pytest.mark.parametrize("inference", [FixedPoint(), None])
+def test_leaving_out_impossible_outcomes_keeps_every_free_energy(inference):
+    """An agent predicting only the joint outcomes some state produces computes the same
+    expected free energies (every term), precisions and action probabilities as one
+    predicting all of them, at every step of a trial, for both inference schemes."""
+    from actinf.worlds import make_world
+
+    model = make_world("explore-exploit").model
+    kwargs = {} if inference is None else {"inference": inference}
+    pruned = Agent(model, **kwargs)
+    full = Agent(model, outcome_support=tuple(range(36)), **kwargs)
+    assert pruned.outcome_support is not None and len(pruned.outcome_support) == 7
+
+    def trial(agent):
+        state, infos = agent.init(), []
+        for o, u in (([0, 0, 0], [1]), ([1, 0, 1], [2]), ([0, 2, 2], None)):
+            state, info = agent.observe(state, jnp.asarray(o))
+            infos.append(info)
+            if u is not None:
+                state = agent.act(state, jnp.asarray([0, *u]))
+        return infos
+
+    for t, (a, b) in enumerate(zip(trial(pruned), trial(full), strict=True)):
+        for name in ("efe", "efe_terms", "policy_posterior", "precision", "action_probabilities"):
+            np.testing.assert_allclose(
+                getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12, err_msg=f"{name} at t={t}"
+            )
+
+
+def test_a_likelihood_changed_after_its_support_is_computed_gives_nan():
+    """An agent whose likelihood is swapped (eqx.tree_at) for one where a left-out joint
+    outcome can occur says so with a NaN expected free energy, not a wrong number."""
+    from actinf.worlds import make_world
+
+    model = make_world("explore-exploit").model
+    agent = Agent(model, inference=FixedPoint())
+    hint = np.asarray(model.likelihood[0]).copy()
+    hint[:, :, 0] = 1.0 / 3.0  # a hint may now come at the start
+    changed = eqx.tree_at(lambda a: a.model.likelihood, agent, (jnp.asarray(hint), *model.likelihood[1:]))
+    _, ok = agent.observe(agent.init(), jnp.asarray([0, 0, 0]))
+    _, bad = changed.observe(changed.init(), jnp.asarray([0, 0, 0]))
+    assert np.all(np.isfinite(ok.efe)) and np.all(np.isnan(bad.efe))

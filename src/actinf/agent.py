@@ -52,7 +52,7 @@ from .inference.fixed_point import FixedPoint
 from .inference.mmp import MarginalMessagePassing
 from .maths import dirichlet_expected_log, inverse_cdf, log_stable, normalise, novelty_weights, put, softmax
 from .model import GenerativeModel
-from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model
+from .planning.efe import SPM_TERMS, OutcomeModel, outcome_model, outcome_support
 from .planning.policy import (
     FixedPrecision,
     GammaPrecision,
@@ -165,7 +165,9 @@ class AgentArrays(NamedTuple):
     successors: tuple = ()
 
 
-def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays:
+def agent_arrays(
+    model: GenerativeModel, per_policy: bool = True, outcome_support: tuple[int, ...] | None = None
+) -> AgentArrays:
     """Derive :class:`AgentArrays` from ``model`` as ``spm_MDP_VB_X`` does.
 
     Counts, where present, replace probabilities: :math:`A = a / \\sum a`,
@@ -174,7 +176,9 @@ def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays
     to log probabilities over outcomes at each time; novelty weights come from
     the counts ``a`` and ``d``. With ``per_policy=False`` the per-policy
     transition stacks ``forward`` and ``backward`` are left empty (planning over
-    the policy tree does not need them).
+    the policy tree does not need them). ``outcome_support``: the joint
+    outcomes the expected free energy predicts (:func:`~actinf.planning.efe.outcome_support`;
+    default all).
     """
     V = model.policies
     A = tuple(normalise(a) for a in (model.likelihood_counts or model.likelihood))
@@ -208,7 +212,7 @@ def agent_arrays(model: GenerativeModel, per_policy: bool = True) -> AgentArrays
         log_stable(E),
         fwd,
         bwd,
-        outcome_model(A, C, wA, wD),
+        outcome_model(A, C, wA, wD, support=outcome_support),
         () if per_policy else successors(sB),
     )
 
@@ -302,6 +306,12 @@ class Agent(eqx.Module):
       zeta: Occam window in nats (3).
       trial_length: time steps per trial ``T``; default the model's ``V.shape[0] + 1``.
         Longer trials need :class:`~actinf.inference.fixed_point.FixedPoint`.
+      outcome_support: the joint outcomes (over modalities) the expected free energy
+        predicts; default: those some state can produce
+        (:func:`~actinf.planning.efe.outcome_support`, computed here when the
+        likelihood is concrete and not learned; exact). An agent whose likelihood
+        is replaced afterwards (``eqx.tree_at``) by one with more possible outcomes
+        gets a NaN expected free energy: build it anew instead.
 
     Example::
 
@@ -324,6 +334,7 @@ class Agent(eqx.Module):
     zeta: float | jax.Array = 3.0
     trial_length: int | None = eqx.field(default=None, static=True)
     tree: PolicyTree | None = eqx.field(default=None, static=True)
+    outcome_support: tuple[int, ...] | None = eqx.field(default=None, static=True)
 
     def __post_init__(self):
         # receding-horizon planning scores all policies over their prefix tree;
@@ -335,6 +346,14 @@ class Agent(eqx.Module):
             and not isinstance(self.model.policies, jax.core.Tracer)
         ):
             self.tree = PolicyTree.from_policies(self.model.policies, self.model.num_controls)
+        # the joint outcomes no state can produce are left out of the outcome entropies
+        # (exact, see outcome_support); with learned likelihood counts any outcome may come
+        if (
+            self.outcome_support is None
+            and self.model.likelihood_counts is None
+            and not any(isinstance(a, jax.core.Tracer) for a in self.model.likelihood)
+        ):
+            self.outcome_support = outcome_support(self.model.likelihood)
 
     def __check_init__(self):
         self.inference.num_rows(self.horizon, self.model.horizon - 1)
@@ -356,7 +375,7 @@ class Agent(eqx.Module):
         start = self.model if model is None else model
         T, Np = self.horizon, start.num_policies
         S = self.inference.num_rows(T, start.horizon - 1)
-        arrays = agent_arrays(start, per_policy=self.tree is None)
+        arrays = agent_arrays(start, per_policy=self.tree is None, outcome_support=self.outcome_support)
         dtype = arrays.likelihood[0].dtype
         if self.tree is not None:  # the posterior now: the tree is rebuilt at every step
             S = Np_rows = 1

@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..maths import ENTROPY_EPS, contract, entropy_log, outer
 
@@ -53,7 +54,8 @@ class OutcomeModel(NamedTuple):
 
     Attributes:
       likelihood: per modality, ``A_g`` ``[No_g, Ns_1..Ns_F]`` (normalised).
-      joint: ``[prod No, prod Ns]``, the joint outcome distribution given states.
+      joint: ``[prod No, prod Ns]``, the joint outcome distribution given states
+        (only the rows of the ``support`` :func:`outcome_model` was given).
       neg_entropy: ``[prod Ns]``, :math:`\\sum_o P(o\\mid s) \\ln P(o\\mid s)`.
       log_preference: per modality, ``[No_g, T]`` normalised log preferences.
       novelty_weights: per modality ``W(a_g)`` (masked where ``a_g = 0``) or None.
@@ -81,10 +83,47 @@ def joint_likelihood(likelihood) -> jnp.ndarray:
     return joint
 
 
-def outcome_model(likelihood, log_preference, novelty_weights=None, initial_novelty_weights=None):
-    """Precompute the arrays the EFE terms need (see :class:`OutcomeModel`)."""
+def outcome_support(likelihood) -> tuple[int, ...] | None:
+    """The joint outcomes some state can produce: the rows of :func:`joint_likelihood`
+    with a nonzero entry, from concrete (not traced) arrays ``A_g`` ``[No_g, Ns...]``.
+
+    A joint outcome :math:`o` that no state produces has :math:`q(o) = 0` under
+    every belief and adds :math:`0 \\cdot \\ln(0 + e^{-16}) = 0` to the outcome
+    entropy of :class:`Risk` and :class:`EpistemicValue`: predicting only the
+    others gives the same expected free energy with fewer operations. Where
+    modalities are deterministic given the states (a "where" or "behaviour"
+    modality) most of the product space is such outcomes: 7 of 36 in the
+    explore/exploit task.
+
+    Returns:
+      the row indices, or None when every row can occur (nothing to leave out).
+    """
+    cols = [np.asarray(a, dtype=float).reshape(np.shape(a)[0], -1) for a in likelihood]
+    if any(np.any(c.sum(axis=0) == 0) for c in cols):
+        return None  # normalise makes an empty column uniform: every outcome of it can occur
+    possible = cols[0] > 0
+    for c in cols[1:]:
+        possible = (possible[:, None, :] & (c > 0)[None, :, :]).reshape(-1, c.shape[1])
+    rows = np.flatnonzero(possible.any(axis=1))
+    return None if rows.size == possible.shape[0] else tuple(int(r) for r in rows)
+
+
+def outcome_model(
+    likelihood, log_preference, novelty_weights=None, initial_novelty_weights=None, support=None
+):
+    """Precompute the arrays the EFE terms need (see :class:`OutcomeModel`).
+
+    ``support``: the rows of the joint outcome matrix to keep (:func:`outcome_support`
+    of the same likelihood; default all). Should a left-out row carry probability
+    (the likelihood changed after the support was computed), ``joint`` is NaN, so
+    that the expected free energy says so instead of being silently wrong.
+    """
     joint = joint_likelihood(likelihood)
     neg_entropy = jnp.sum(joint * entropy_log(joint), axis=0)
+    if support is not None:
+        left_out = np.setdiff1d(np.arange(joint.shape[0]), np.asarray(support, dtype=int))
+        lost = jnp.any(joint[left_out] > 0)
+        joint = jnp.where(lost, jnp.nan, joint[np.asarray(support, dtype=int)])
     utility = sum(a.reshape(a.shape[0], -1).T @ c for a, c in zip(likelihood, log_preference, strict=True))
     return OutcomeModel(
         tuple(likelihood),
