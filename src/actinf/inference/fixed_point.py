@@ -257,11 +257,13 @@ class FixedPoint(NamedTuple):
 
             def back(later, xs, B=B):
                 q, u = xs
+                # each agent's own matrix B(u): sums of products, which XLA:CPU fuses
+                # with the ratio around them (two dots were a quarter of a fit's gradient)
                 move = B[:, :, u]
-                predicted = move @ q
+                predicted = jnp.sum(move * q[None, :], axis=1)
                 possible = predicted > 0  # double where: finite gradients where 0 / 0
                 ratio = jnp.where(possible, later / jnp.where(possible, predicted, 1.0), 0.0)
-                now = q * (move.T @ ratio)
+                now = q * jnp.sum(move * ratio[:, None], axis=0)
                 total = jnp.sum(now)
                 now = jnp.where(total > 0, now / jnp.where(total > 0, total, 1.0), q)
                 return now, now
