@@ -98,12 +98,11 @@ def outcome_support(likelihood) -> tuple[int, ...] | None:
     Returns:
       the row indices, or None when every row can occur (nothing to leave out).
     """
-    cols = [np.asarray(a, dtype=float).reshape(np.shape(a)[0], -1) for a in likelihood]
-    if any(np.any(c.sum(axis=0) == 0) for c in cols):
+    arrays = [np.asarray(a, dtype=float) for a in likelihood]
+    if any(np.any(a.sum(axis=0) == 0) for a in arrays):
         return None  # normalise makes an empty column uniform: every outcome of it can occur
-    possible = cols[0] > 0
-    for c in cols[1:]:
-        possible = (possible[:, None, :] & (c > 0)[None, :, :]).reshape(-1, c.shape[1])
+    # positive entries stay positive under normalisation: the NumPy product of the raw arrays
+    possible = joint_likelihood(arrays) > 0
     rows = np.flatnonzero(possible.any(axis=1))
     return None if rows.size == possible.shape[0] else tuple(int(r) for r in rows)
 
@@ -121,9 +120,9 @@ def outcome_model(
     joint = joint_likelihood(likelihood)
     neg_entropy = jnp.sum(joint * entropy_log(joint), axis=0)
     if support is not None:
-        left_out = np.setdiff1d(np.arange(joint.shape[0]), np.asarray(support, dtype=int))
-        lost = jnp.any(joint[left_out] > 0)
-        joint = jnp.where(lost, jnp.nan, joint[np.asarray(support, dtype=int)])
+        keep = np.asarray(support, dtype=int)
+        lost = jnp.any(joint[np.setdiff1d(np.arange(joint.shape[0]), keep)] > 0)
+        joint = jnp.where(lost, jnp.nan, joint[keep])
     utility = sum(a.reshape(a.shape[0], -1).T @ c for a, c in zip(likelihood, log_preference, strict=True))
     return OutcomeModel(
         tuple(likelihood),
@@ -162,9 +161,14 @@ def _joint_states(states):
 FUSED_PREDICTION_SIZE = 1024
 
 
+def _fused(om: OutcomeModel) -> bool:
+    """Whether the joint outcome terms use sums of products (:data:`FUSED_PREDICTION_SIZE`)."""
+    return om.joint.size <= FUSED_PREDICTION_SIZE
+
+
 def _predicted(om: OutcomeModel, states):
     qs = _joint_states(states)
-    if om.joint.size <= FUSED_PREDICTION_SIZE:
+    if _fused(om):
         return qs, jnp.sum(qs[None, :] * om.joint, axis=-1)
     return qs, qs @ om.joint.T  # states first: a plain matrix product under vmap
 
@@ -195,7 +199,7 @@ class Risk(NamedTuple):
     joint: bool = True
 
     def __call__(self, om: OutcomeModel, states, tau):
-        fused = self.joint and om.joint.size <= FUSED_PREDICTION_SIZE
+        fused = self.joint and _fused(om)
         return _outcome_neg_entropy(om, states, self.joint) - _expected_utility(om, states, tau, fused)
 
 
