@@ -126,6 +126,50 @@ def test_forward_mode_rule_equals_plain_differentiation():
     np.testing.assert_allclose(custom, plain, rtol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "spec",
+    ["explore-exploit:action_precision=4", "explore-exploit:preference=1,learning_rate=0.5"],
+    ids=["no-action-rule-parameter", "only-the-action-rule"],
+)
+def test_forward_mode_rule_with_and_without_action_rule_parameters(spec):
+    """The gradient's two other branches: no parameter of the action rule alone
+    (every tangent carried), and nothing but it (no tangent carried)."""
+    from actinf.fit.likelihood import _run
+    from actinf.fit.runner import task_from_spec
+
+    task = task_from_spec(spec)
+    _, group = _group()
+    one = jax.tree.map(lambda x: x[2], group)
+    zz = jnp.asarray(task.prior_mean + 0.3)
+    custom = jax.jit(jax.grad(lambda x: log_likelihood(task, x, one)))(zz)
+    plain = jax.jit(jax.grad(lambda x: _run(task, x, one)))(zz)
+    assert np.all(np.abs(np.asarray(plain)) > 1e-3)
+    np.testing.assert_allclose(custom, plain, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["explore-exploit", "maze"])
+def test_action_rule_parameters_change_only_the_action_rule(name):
+    """What ``Task.action_only`` claims, and the likelihood's gradient relies on:
+    moving those parameters changes the agent's action rule and nothing else."""
+    task = _task(name)
+    assert [task.names[i] for i in task.action_only] == ["action_precision"]
+    z = task.prior_mean
+    base = task.agent_for(z)
+    for i in task.action_only:
+        moved = task.agent_for(z.at[i].add(0.7))
+        assert not np.allclose(jax.tree.leaves(moved.action), jax.tree.leaves(base.action))
+        same = eqx.tree_at(lambda a: a.action, moved, base.action)
+        for x, y in zip(jax.tree.leaves(same), jax.tree.leaves(base), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for i in set(range(len(task.names))) - set(task.action_only):
+        moved = task.agent_for(z.at[i].add(0.7))
+        rest = eqx.tree_at(lambda a: a.action, moved, base.action)
+        assert any(
+            not np.array_equal(np.asarray(x), np.asarray(y))
+            for x, y in zip(jax.tree.leaves(rest), jax.tree.leaves(base), strict=True)
+        ), task.names[i]
+
+
 def test_every_parameter_changes_the_likelihood():
     """No parameter is inert: moving each one alone changes ln p(u | o, z)."""
     task = _task()

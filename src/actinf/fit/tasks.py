@@ -39,7 +39,7 @@ from ..agent import Agent, Learning, Sampled
 from ..inference.fixed_point import FixedPoint
 from ..worlds import World, make_world
 
-__all__ = ["PARAMETERS", "TASKS", "Parameter", "Task", "make_task"]
+__all__ = ["ACTION_RULE_PARAMETERS", "PARAMETERS", "TASKS", "Parameter", "Task", "make_task"]
 
 
 class Parameter(NamedTuple):
@@ -67,6 +67,10 @@ PARAMETERS = {
     "preference": Parameter("preference", "log", 0.0, 0.4, "preference strength kappa (C -> kappa C)"),
     "learning_rate": Parameter("learning_rate", "logit", 0.0, 1.0, "learning rate eta of the counts"),
 }
+
+
+#: The parameters that :meth:`Task.agent_for` sets in the agent's action rule and nowhere else.
+ACTION_RULE_PARAMETERS = frozenset({"action_precision"})
 
 
 class Task(eqx.Module):
@@ -105,6 +109,18 @@ class Task(eqx.Module):
         """``[..., d]`` natural parameters to the unconstrained scale."""
         theta = jnp.asarray(theta)
         return jnp.stack([p.unconstrained(theta[..., i]) for i, p in enumerate(self.parameters)], axis=-1)
+
+    @property
+    def action_only(self) -> tuple[int, ...]:
+        """Positions in ``z`` of the parameters that :meth:`agent_for` puts only into the
+        agent's action rule (``agent.action``: ``action_precision``).
+
+        Nothing the agent infers, plans or learns depends on them, only the
+        probabilities of its actions given its policy posterior; the likelihood
+        uses this to carry no tangent for them through the trials
+        (:func:`~actinf.fit.likelihood.log_likelihood`).
+        """
+        return tuple(i for i, p in enumerate(self.parameters) if p.name in ACTION_RULE_PARAMETERS)
 
     def log_prior(self, z: jax.Array) -> jax.Array:
         """:math:`\\ln p(z)` of one participant's ``z`` ``[d]`` (independent normals)."""
