@@ -109,6 +109,20 @@ def successors(transition) -> tuple:
     return tuple(jnp.transpose(B, (1, 2, 0)) for B in transition)
 
 
+#: Transition matrices up to this many entries predict by a sum of products, larger
+#: ones by a matrix product. With XLA's YNNPACK fusions off (as ``actinf.fit`` runs)
+#: every dot is a kernel call of its own, where a sum of products fuses with what
+#: reads it; see :data:`actinf.planning.efe.FUSED_PREDICTION_SIZE`.
+FUSED_TRANSITION_SIZE = _TRANSITION_SIZE = 256
+
+
+def _product(q, M):
+    """``q @ M``: a sum of products for a small ``M`` (:data:`FUSED_TRANSITION_SIZE`)."""
+    if M.size <= _TRANSITION_SIZE:
+        return jnp.sum(q[..., :, None] * jnp.expand_dims(M, tuple(range(q.ndim - 1))), axis=-2)
+    return q @ M
+
+
 def predict_children(tree: PolicyTree, moves, states, k: int):
     """Beliefs at depth ``k`` (per factor ``[n_k, Ns_f]``) from those at depth ``k - 1``.
 
@@ -125,10 +139,10 @@ def predict_children(tree: PolicyTree, moves, states, k: int):
         Ns, Nu, _ = M.shape
         used = np.unique(move[:, f])
         if len(used) == 1:  # one move at this depth (or an uncontrolled factor): one product
-            child = prev[parent] @ M[:, int(used[0]), :]
+            child = _product(prev[parent], M[:, int(used[0]), :])
         else:
             # every parent under every move: [n_{k-1}, Ns] @ [Ns, Nu * Ns]
-            every = (prev @ M.reshape(Ns, Nu * Ns)).reshape(prev.shape[0], Nu, Ns)
+            every = _product(prev, M.reshape(Ns, Nu * Ns)).reshape(prev.shape[0], Nu, Ns)
             if np.array_equal(parent * Nu + move[:, f], np.arange(prev.shape[0] * Nu)):
                 # the nodes are every parent under every move, in that order (all
                 # sequences of moves, as listed): the children are the product itself,
