@@ -444,3 +444,32 @@ def test_recover_command_passes_nuts_options_and_one_seed(tmp_path, monkeypatch)
     assert isinstance(result.exception, Stop), result.output
     assert seen["seed"] == 7 and seen["method"] == "nuts"
     assert (seen["chains"], seen["warmup"], seen["draws"]) == (1, 5, 6)
+
+
+@pytest.mark.parametrize(
+    ("method", "cap", "expected"),
+    [("nuts", 3, (2, 3)), ("nuts", 5, (2, 5)), ("nuts", 1, (1, 1)), ("hierarchical", 4, (10, 4))],
+)
+def test_the_tree_depth_option_caps_the_kept_draws_and_the_warm_up_keeps_its_own(
+    monkeypatch, method, cap, expected
+):
+    """``--max-tree-depth D`` is the cap after the warm-up; NUTS's warm-up stops its
+    trees at 2 (or D if shallower), the hierarchical chain's goes to at least 10."""
+    pytest.importorskip("numpyro")
+    import actinf.fit.sampling as sampling
+    from actinf.fit.runner import METHODS, fit_chunk
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(task, behaviour, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(sampling, "fit_nuts" if method == "nuts" else "fit_hierarchical", fake)
+    options = METHODS[method] | {"max_tree_depth": cap}
+    with pytest.raises(Stop):
+        fit_chunk(_task(), method, _group(), 5, options)
+    assert seen["max_tree_depth"] == expected

@@ -299,10 +299,13 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
 
         fit = sampling.fit_nuts if method == "nuts" else sampling.fit_hierarchical
         sample_options = {k: options[k] for k in ("chains", "warmup", "draws", "seed")}
-        # the option caps the trees after the warm-up; the warm-up's at the function's
-        # default (fit_nuts's, or 10 for the joint hierarchical chain), or at the option if deeper
-        warm = sampling.DEFAULT_TREE_DEPTH[0] if method == "nuts" else sampling.HIERARCHICAL_TREE_DEPTH
-        depth = (max(warm, options["max_tree_depth"]), options["max_tree_depth"])
+        # the option caps the trees after the warm-up. The warm-up's: fit_nuts's default
+        # (2), or the option if shallower; the joint hierarchical chain's at least 10
+        cap = options["max_tree_depth"]
+        if method == "nuts":
+            depth = (min(sampling.DEFAULT_TREE_DEPTH[0], cap), cap)
+        else:
+            depth = (max(sampling.HIERARCHICAL_TREE_DEPTH, cap), cap)
         idata = fit(task, b, **sample_options, max_tree_depth=depth)
         if size < b.outcomes.shape[0]:
             idata = idata.isel(participant=slice(0, size))

@@ -339,10 +339,10 @@ def _starting_points(task: Task, behaviour: Behaviour, init: str):
     return centre, covariance
 
 
-#: :func:`fit_nuts`'s largest tree depths ``(during warm-up, after)``: an
-#: iteration costs at most :math:`2^3 - 1 = 7` leapfrog steps in both phases
-#: (docs/fitting.md, NUTS: measured against deeper warm-ups).
-DEFAULT_TREE_DEPTH = (3, 3)
+#: :func:`fit_nuts`'s largest tree depths ``(during warm-up, after)``: a warm-up
+#: iteration costs at most :math:`2^2 - 1 = 3` leapfrog steps, a kept one
+#: :math:`2^3 - 1 = 7` (docs/fitting.md, NUTS: measured against other depths).
+DEFAULT_TREE_DEPTH = (2, 3)
 
 #: :func:`fit_hierarchical`'s largest tree depth, in both phases (Stan's and numpyro's default).
 HIERARCHICAL_TREE_DEPTH = 10
@@ -498,9 +498,11 @@ def fit_nuts(
         tree (at most :math:`2^D - 1` leapfrog steps per iteration): an int for
         both phases, or a pair ``(during warm-up, after)``. The samplers run in
         lockstep, so every iteration costs the longest of their trajectories;
-        the default ``(3, 3)`` bounds every iteration at 7 steps. The chains
-        stay valid NUTS chains (a capped tree is still a reversible proposal);
-        a cap that binds too often shows as a lower effective sample size.
+        the default ``(2, 3)`` bounds a warm-up iteration at 3 steps and a kept
+        one at 7. The chains stay valid NUTS chains (a capped tree is still a
+        reversible proposal); a cap that binds too often shows as a lower
+        effective sample size. The warm-up only adapts the step size and the
+        mass matrix, and its draws are not kept.
 
     Returns:
       an ``InferenceData`` (module docstring): ``posterior`` (``z``, ``theta``),
