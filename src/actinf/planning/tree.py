@@ -113,12 +113,12 @@ def successors(transition) -> tuple:
 #: ones by a matrix product. With XLA's YNNPACK fusions off (as ``actinf.fit`` runs)
 #: every dot is a kernel call of its own, where a sum of products fuses with what
 #: reads it; see :data:`actinf.planning.efe.FUSED_PREDICTION_SIZE`.
-FUSED_TRANSITION_SIZE = _TRANSITION_SIZE = 256
+FUSED_TRANSITION_SIZE = 256
 
 
 def _product(q, M):
     """``q @ M``: a sum of products for a small ``M`` (:data:`FUSED_TRANSITION_SIZE`)."""
-    if M.size <= _TRANSITION_SIZE:
+    if M.size <= FUSED_TRANSITION_SIZE:
         return jnp.sum(q[..., :, None] * jnp.expand_dims(M, tuple(range(q.ndim - 1))), axis=-2)
     return q @ M
 
