@@ -120,13 +120,6 @@ def _value_and_forward_gradient(task, z, behaviour):
     d = z.shape[-1]
     action = set(settling.action_only)
     deep = np.asarray([i for i in range(d) if i not in action], np.int32)
-    if not action:
-
-        def along(direction):
-            return jax.jvp(lambda zz: _run(settling, zz, behaviour), (z,), (direction,))
-
-        values, derivatives = jax.vmap(along)(jnp.eye(d, dtype=z.dtype))
-        return values[0], derivatives
     if len(deep) == 0:
         return _run(settling, z, behaviour, action_gradient=True)
 
@@ -134,7 +127,8 @@ def _value_and_forward_gradient(task, z, behaviour):
         return jax.jvp(lambda zz: _run(settling, zz, behaviour, action_gradient=True), (z,), (direction,))
 
     (values, action_gradients), (derivatives, _) = jax.vmap(along)(jnp.eye(d, dtype=z.dtype)[deep])
-    # the action rule's gradient is zero in the other parameters: they take their tangents
+    # the action rule's gradient is zero in the other parameters (in every one, when the
+    # task has no action-rule parameter): they take their tangents
     return values[0], action_gradients[0].at[deep].set(derivatives)
 
 
