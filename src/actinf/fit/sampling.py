@@ -422,7 +422,10 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
 
     z = by_chain(z)
     theta = np.asarray(task.natural(jnp.asarray(z)))
-    log_lik = _draw_log_likelihoods(task, behaviour, jnp.asarray(z.reshape(chains * draws, P, d)))
+    # each sampler's potential energy is its participant's -(ln p(u | o, z) + ln p(z)) at the
+    # draw: the log-likelihood is read off it, with no second pass through the trials
+    log_prior = np.asarray(jax.vmap(task.log_prior)(jnp.asarray(z.reshape(-1, d)))).reshape(z.shape[:-1])
+    log_lik = -by_chain(potential) - log_prior
     steps = by_chain(steps)
     sample_stats = {
         "diverging": by_chain(diverging),
@@ -437,7 +440,7 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
     return az.from_dict(
         posterior={"z": z, "theta": theta},
         sample_stats=sample_stats,
-        log_likelihood={"choices": np.asarray(log_lik).reshape(chains, draws, P)},
+        log_likelihood={"choices": log_lik},
         coords={"participant": np.arange(P), "parameter": list(task.names)},
         dims={"z": both, "theta": both, "choices": one} | {name: one for name in sample_stats},
         attrs={
