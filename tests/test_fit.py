@@ -128,16 +128,28 @@ def test_forward_mode_rule_equals_plain_differentiation():
 
 @pytest.mark.parametrize(
     "spec",
-    ["explore-exploit:action_precision=4", "explore-exploit:preference=1,learning_rate=0.5"],
-    ids=["no-action-rule-parameter", "only-the-action-rule"],
+    [
+        "explore-exploit:action_precision=4",
+        "explore-exploit:preference=1,learning_rate=0.5",
+        "explore-exploit:learning_rate=0.5",
+        "explore-exploit:action_precision=4,learning_rate=0.5",
+        "mmp",
+    ],
+    ids=["no-action-rule-parameter", "only-the-action-rule", "only-step-local", "only-the-preference", "mmp"],
 )
-def test_forward_mode_rule_with_and_without_action_rule_parameters(spec):
-    """The gradient's two other branches: no parameter of the action rule alone
-    (every tangent carried), and nothing but it (no tangent carried)."""
+def test_forward_mode_rule_with_and_without_step_local_parameters(spec):
+    """The gradient's other branches: no parameter of the action rule (the preference's
+    derivative taken step by step, the learning rate's carried), nothing but it or
+    nothing but step-local parameters (no tangent carried), the preference alone, and
+    marginal message passing (where the preference's tangent is carried)."""
     from actinf.fit.likelihood import _run
     from actinf.fit.runner import task_from_spec
 
-    task = task_from_spec(spec)
+    if spec == "mmp":
+        task = make_task("explore-exploit", MarginalMessagePassing())
+        assert [task.names[i] for i in task.step_local] == ["action_precision"]
+    else:
+        task = task_from_spec(spec)
     _, group = _group()
     one = jax.tree.map(lambda x: x[2], group)
     zz = jnp.asarray(task.prior_mean + 0.3)
@@ -168,6 +180,42 @@ def test_action_rule_parameters_change_only_the_action_rule(name):
             not np.array_equal(np.asarray(x), np.asarray(y))
             for x, y in zip(jax.tree.leaves(rest), jax.tree.leaves(base), strict=True)
         ), task.names[i]
+
+
+@pytest.mark.parametrize("name", ["explore-exploit", "maze"])
+def test_the_preference_changes_nothing_the_agent_carries(name):
+    """What ``Task.step_local`` claims for the preference strength when the agent plans
+    afresh (receding horizon, the default tasks), and the likelihood's gradient relies
+    on: moving it changes each step's expected free energy and policy posterior, and
+    nothing carried from step to step or trial to trial (beliefs, precision, learned counts)."""
+    task = _task(name)
+    assert [task.names[i] for i in task.step_local] == ["action_precision", "preference"]
+    z, group = _group(name)
+    one = jax.tree.map(lambda x: x[0], group)
+    k = task.names.index("preference")
+
+    @jax.jit
+    def carried(zz):
+        agent = task.agent_for(zz)
+        T = agent.horizon
+        model, kept, plans = agent.model, [], []
+        for n in range(TRIALS):
+            state = agent.init(model=model)
+            for t in range(T - 1):
+                state, info = agent.observe(state, one.outcomes[n, :, t])
+                state = agent.act(state, one.actions[n, :, t])
+                plans.append(info.efe)
+                kept.append((state.beliefs, state.history, state.rate, state.mask))
+            model, _ = agent.learn(agent.perceive(state, one.outcomes[n, :, T - 1]))
+            kept.append(eqx.tree_at(lambda m: m.preference, model, None))
+        return kept, plans
+
+    z0 = jnp.asarray(z[0])
+    kept, plans = carried(z0)
+    kept_moved, plans_moved = carried(z0.at[k].add(0.5))
+    assert not np.allclose(np.stack(plans), np.stack(plans_moved))
+    for x, y in zip(jax.tree.leaves(kept), jax.tree.leaves(kept_moved), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_every_parameter_changes_the_likelihood():

@@ -26,7 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..agent import agent_arrays
 from ..inference.fixed_point import FixedPoint
+from ..planning.tree import tree_expected_free_energy
 from ..rollout import rollout
 from .tasks import Task
 
@@ -108,43 +110,91 @@ def _log_likelihood_jvp(primals, tangents):
 def _value_and_forward_gradient(task, z, behaviour):
     r"""The value and the gradient in z by forward mode, in one pass.
 
-    The parameters of the action rule alone (``task.action_only``: the action
-    precision) change nothing the agent carries from step to step, only
-    :math:`\ln P_t(u_t)` given the policy posterior. Their derivatives are taken
-    step by step, :math:`\sum_t \partial \ln P_t(u_t) / \partial z_i` with the
-    posterior held, by a small reverse pass through the action probabilities;
-    the tangents carried through the trials are those of the other parameters
-    only (2 instead of 3 for the built-in tasks).
+    The parameters that change only what the agent computes within a step
+    (``task.step_local``: the action precision, and the preference strength
+    :math:`\kappa` when the agent plans afresh at every step) change nothing it
+    carries from step to step. Their derivatives are taken step by step: that
+    of :math:`\ln P_t(u_t)` with the step's beliefs held, by a small reverse
+    pass through the policy posterior and the action probabilities, given the
+    derivative of every policy's expected free energy in :math:`\kappa`
+    (:func:`_efe_slopes`). The tangents carried through the trials are those of
+    the other parameters only (one, the learning rate, for the built-in tasks).
     """
     settling = _settling(task)
     d = z.shape[-1]
-    action = set(settling.action_only)
-    deep = np.asarray([i for i in range(d) if i not in action], np.int32)
+    local = set(settling.step_local)
+    deep = np.asarray([i for i in range(d) if i not in local], np.int32)
     if len(deep) == 0:
         return _run(settling, z, behaviour, action_gradient=True)
 
     def along(direction):
         return jax.jvp(lambda zz: _run(settling, zz, behaviour, action_gradient=True), (z,), (direction,))
 
-    (values, action_gradients), (derivatives, _) = jax.vmap(along)(jnp.eye(d, dtype=z.dtype)[deep])
-    # the action rule's gradient is zero in the other parameters (in every one, when the
-    # task has no action-rule parameter): they take their tangents
-    return values[0], action_gradients[0].at[deep].set(derivatives)
+    (values, step_gradients), (derivatives, _) = jax.vmap(along)(jnp.eye(d, dtype=z.dtype)[deep])
+    # the step-by-step gradient is zero in the other parameters (in every one, when the
+    # task has no step-local parameter): they take their tangents
+    return values[0], step_gradients[0].at[deep].set(derivatives)
+
+
+def _preference_tangents(task: Task, z, model, positions):
+    """Per position ``i`` in ``positions``, the derivative in ``z_i`` of the outcome
+    model's preference arrays (``utility``, ``log_preference``) built from ``model``
+    with the preferences ``task.agent_for(z)`` gives."""
+
+    def arrays(zz):
+        preference = task.agent_for(zz).model.preference
+        moved = eqx.tree_at(lambda m: m.preference, model, preference)
+        outcomes = agent_arrays(moved, per_policy=False, outcome_support=task.agent.outcome_support).outcomes
+        return outcomes.utility, outcomes.log_preference
+
+    eye = jnp.eye(z.shape[-1], dtype=z.dtype)[np.asarray(positions, np.int32)]
+    return jax.vmap(lambda direction: jax.jvp(arrays, (z,), (direction,))[1])(eye)
+
+
+def _efe_slopes(agent, before, info, tangents):
+    """``[k, Np]``: the derivative of every policy's expected free energy at the step
+    observed from ``before`` along each of ``k`` tangents of the preference arrays
+    (:func:`_preference_tangents`), the beliefs held."""
+    arrays = before.arrays
+
+    def efe(utility, log_preference):
+        outcomes = arrays.outcomes._replace(utility=utility, log_preference=log_preference)
+        G, _ = tree_expected_free_energy(
+            agent.tree, arrays.successors, outcomes, info.states, agent.terms, before.time, agent.horizon
+        )
+        return jnp.where(before.mask, G, 0.0)
+
+    primals = (arrays.outcomes.utility, arrays.outcomes.log_preference)
+    return jax.vmap(lambda u, c: jax.jvp(efe, primals, (u, c))[1])(*tangents)
+
+
+def _replanned(agent, before, info, efe):
+    """The policy posterior of the step observed from ``before`` with expected free
+    energies ``efe`` (as :meth:`~actinf.agent.Agent.observe` computes it when the
+    agent plans afresh: one free energy for every policy)."""
+    beta = jnp.asarray(agent.beta, efe.dtype)
+    return agent.precision(
+        before.arrays.log_habit, efe, info.free_energy[0], before.mask, before.rate, beta
+    ).posterior
 
 
 def _run(task: Task, z: jax.Array, behaviour: Behaviour, action_gradient: bool = False):
     """ln p(u | o, z); with ``action_gradient``, also the gradient in ``z`` of the
-    action probabilities of the choices made with the policy posteriors held
-    (that of the action rule's parameters, zero in the others)."""
+    action probabilities of the choices made with each step's beliefs held (that
+    of ``task.step_local``'s parameters, zero in the others)."""
     agent = task.agent_for(z)
     T = agent.horizon
     V = agent.model.policies
     Nu = agent.model.num_controls
+    action = set(task.action_only)
+    preference = [i for i in task.step_local if i not in action] if action_gradient else []
 
     def trial(model, xs):
         o, u, real = xs
+        tangents = _preference_tangents(task, z, model, preference) if preference else None
 
         def step(state, t):  # observe, plan, and the log-probability of the choice made
+            before = state
             state, info = agent.observe(state, o[:, t])
             taken = u[:, t]
             made = jnp.all(taken >= 0)
@@ -154,12 +204,15 @@ def _run(task: Task, z: jax.Array, behaviour: Behaviour, action_gradient: bool =
             if not action_gradient:
                 chosen = agent.action.log_probabilities(info.policy_posterior, actions, Nu)[index]
                 return state, jnp.where(made, chosen, 0.0)
+            slopes = _efe_slopes(agent, before, info, tangents) if preference else None
 
-            def log_chosen(zz):
-                rule = task.agent_for(zz).action
-                return rule.log_probabilities(info.policy_posterior, actions, Nu)[index]
+            def log_chosen(zz, efe):
+                posterior = _replanned(agent, before, info, efe) if preference else info.policy_posterior
+                return task.agent_for(zz).action.log_probabilities(posterior, actions, Nu)[index]
 
-            chosen, gradient = jax.value_and_grad(log_chosen)(z)
+            chosen, (gradient, by_efe) = jax.value_and_grad(log_chosen, argnums=(0, 1))(z, info.efe)
+            if preference:  # through each policy's expected free energy
+                gradient = gradient.at[np.asarray(preference)].add(slopes @ by_efe)
             return state, (jnp.where(made, chosen, 0.0), jnp.where(made, gradient, 0.0))
 
         state, logps = jax.lax.scan(step, agent.init(model=model), jnp.arange(T - 1))

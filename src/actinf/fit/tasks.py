@@ -39,7 +39,16 @@ from ..agent import Agent, Learning, Sampled
 from ..inference.fixed_point import FixedPoint
 from ..worlds import World, make_world
 
-__all__ = ["ACTION_RULE_PARAMETERS", "PARAMETERS", "TASKS", "Parameter", "Task", "make_task"]
+__all__ = [
+    "ACTION_RULE_PARAMETERS",
+    "PARAMETERS",
+    "PREFERENCE_PARAMETERS",
+    "TASKS",
+    "Parameter",
+    "Task",
+    "make_task",
+    "plans_afresh",
+]
 
 
 class Parameter(NamedTuple):
@@ -71,6 +80,33 @@ PARAMETERS = {
 
 #: The parameters that :meth:`Task.agent_for` sets in the agent's action rule and nowhere else.
 ACTION_RULE_PARAMETERS = frozenset({"action_precision"})
+
+#: The parameters that :meth:`Task.agent_for` sets in the agent's preferences ``C`` and nowhere else.
+PREFERENCE_PARAMETERS = frozenset({"preference"})
+
+
+def plans_afresh(agent: Agent) -> bool:
+    """Whether the preferences of ``agent`` change nothing it carries from one step to the next.
+
+    True for receding-horizon planning over the policy tree
+    (:class:`~actinf.inference.fixed_point.FixedPoint`) with preferences that
+    are not learned and no learned habit. Its beliefs about states follow from
+    the outcomes and the actions taken alone, the precision's rate relaxes
+    toward ``beta`` whatever the expected free energy :math:`G` is
+    (:class:`~actinf.planning.policy.GammaPrecision`, one free energy for every
+    policy), and learning reads those beliefs: ``C`` reaches only each step's
+    :math:`G`, policy posterior and action probabilities. Under marginal
+    message passing the beliefs are averages over the policy posterior, and
+    so depend on ``C``.
+    """
+    inference = agent.inference
+    return (
+        isinstance(inference, FixedPoint)
+        and not inference.policies_persist
+        and agent.tree is not None
+        and agent.model.preference_counts is None
+        and agent.model.habit_counts is None
+    )
 
 
 class Task(eqx.Module):
@@ -121,6 +157,23 @@ class Task(eqx.Module):
         (:func:`~actinf.fit.likelihood.log_likelihood`).
         """
         return tuple(i for i, p in enumerate(self.parameters) if p.name in ACTION_RULE_PARAMETERS)
+
+    @property
+    def step_local(self) -> tuple[int, ...]:
+        """Positions in ``z`` of the parameters that change only what the agent computes
+        within each step: :attr:`action_only`, and the preference strength when the
+        agent plans afresh at every step (:func:`plans_afresh`).
+
+        The likelihood takes their derivatives step by step and carries tangents
+        through the trials for the other parameters only
+        (:func:`~actinf.fit.likelihood.log_likelihood`).
+        """
+        afresh = plans_afresh(self.agent)
+        return tuple(
+            i
+            for i, p in enumerate(self.parameters)
+            if p.name in ACTION_RULE_PARAMETERS or (afresh and p.name in PREFERENCE_PARAMETERS)
+        )
 
     def log_prior(self, z: jax.Array) -> jax.Array:
         """:math:`\\ln p(z)` of one participant's ``z`` ``[d]`` (independent normals)."""
