@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import optax
 
 from .devices import shard_batch
-from .likelihood import Behaviour, log_joint, log_likelihood
+from .likelihood import Behaviour, log_joint
 from .tasks import Task
 
 __all__ = ["LaplaceResult", "MapResult", "fit_laplace", "fit_map"]
@@ -82,6 +82,9 @@ class LaplaceResult(NamedTuple):
 
 @eqx.filter_jit
 def _map(task, behaviour, z0, iterations, newton_steps):
+    """The group's :class:`MapResult` and each participant's :math:`H = -\\nabla^2 \\ell(\\hat z)`
+    ``[P, d, d]`` (what :func:`fit_laplace` needs: one compiled program serves both)."""
+
     # participants are independent: the summed objective has a block-diagonal
     # Hessian, and L-BFGS on the sum is L-BFGS on each block, sharing line searches
     def loss(z):
@@ -97,26 +100,61 @@ def _map(task, behaviour, z0, iterations, newton_steps):
         return (optax.apply_updates(z, updates), state), None
 
     (z, _), _ = jax.lax.scan(body, (z0, opt.init(z0)), None, length=iterations)
-    z = jax.vmap(lambda zz, b: _newton(lambda x: log_joint(task, x, b), zz, newton_steps))(z, behaviour)
-    per = jax.vmap(jax.value_and_grad(lambda zz, b: log_joint(task, zz, b)))
-    lj, grad = per(z, behaviour)
-    ll = jax.vmap(lambda zz, b: log_likelihood(task, zz, b))(z, behaviour)
-    return MapResult(z, task.natural(z), lj, ll, jnp.linalg.norm(grad, axis=-1))
+    z, lj, grad, H = jax.vmap(lambda zz, b: _newton(lambda x: log_joint(task, x, b), zz, newton_steps))(
+        z, behaviour
+    )
+    ll = lj - jax.vmap(task.log_prior)(z)  # ln p(u | o, z) = l(z) - ln p(z)
+    return MapResult(z, task.natural(z), lj, ll, jnp.linalg.norm(grad, axis=-1)), H
+
+
+def _value_gradient_hessian(objective, z):
+    """``(l, grad l, H)`` at ``z`` ``[d]``, :math:`H = -\\nabla^2 l` (symmetrised), from one pass:
+    ``d`` forward tangents through the reverse-mode gradient, the value and gradient riding along."""
+
+    def gradient(x):
+        value, grad = jax.value_and_grad(objective)(x)
+        return grad, (value, grad)
+
+    hessian, (value, grad) = jax.jacfwd(gradient, has_aux=True)(z)
+    return value, grad, -(hessian + hessian.T) / 2
 
 
 def _newton(objective, z, steps):
-    """``steps`` safeguarded Newton steps uphill on ``objective`` from ``z`` ``[d]`` (one participant)."""
+    """``steps`` safeguarded Newton steps uphill on ``objective`` from ``z`` ``[d]`` (one participant).
 
-    def step(_, z):
-        value, grad = jax.value_and_grad(objective)(z)
-        H = -jax.hessian(objective)(z)
-        H = (H + H.T) / 2
+    A step :math:`z + H^{-1} \\nabla l` is taken only where :math:`H` is positive
+    definite and the step leads to a finite point where the objective is not lower.
+    Each of the ``steps + 1`` passes evaluates the objective, its gradient and
+    Hessian at one point (:func:`_value_gradient_hessian`): the first at ``z``,
+    the others at the step from the last point kept, which is kept if the step
+    qualifies. One evaluation in the loop is compiled once, and the last point
+    kept comes with its value, gradient and Hessian.
+
+    Returns:
+      ``(z, value, gradient, H)`` at the last point kept.
+    """
+    d = z.shape[0]
+
+    def body(k, kept):
+        x, value, grad, H = kept
         positive = jnp.linalg.eigvalsh(H)[0] > 0
-        new = z + jnp.linalg.solve(jnp.where(positive, H, jnp.eye(z.shape[0], dtype=H.dtype)), grad)
-        better = positive & jnp.all(jnp.isfinite(new)) & (objective(new) >= value)
-        return jnp.where(better, new, z)
+        step = jnp.linalg.solve(jnp.where(positive, H, jnp.eye(d, dtype=H.dtype)), grad)
+        candidate = jnp.where(k == 0, x, x + step)
+        new = _value_gradient_hessian(objective, candidate)
+        better = (k == 0) | (positive & jnp.all(jnp.isfinite(candidate)) & (new[0] >= value))
+        return jax.tree.map(lambda a, b: jnp.where(better, a, b), (candidate, *new), kept)
 
-    return jax.lax.fori_loop(0, steps, step, z)
+    dtype = z.dtype
+    start = (z, jnp.asarray(-jnp.inf, dtype), jnp.zeros((d,), dtype), jnp.eye(d, dtype=dtype))
+    return jax.lax.fori_loop(0, steps + 1, body, start)
+
+
+def _placed(task: Task, behaviour: Behaviour, start):
+    """``(behaviour, z0)`` split over the devices, ``z0`` ``[P, d]`` the start (default the prior mean)."""
+    P = behaviour.outcomes.shape[0]
+    z0 = jnp.broadcast_to(task.prior_mean, (P, len(task.parameters))) if start is None else jnp.asarray(start)
+    z0 = z0.astype(jnp.result_type(float))
+    return shard_batch((behaviour, z0))
 
 
 def fit_map(
@@ -134,18 +172,14 @@ def fit_map(
     With several devices the participants are split over them
     (:func:`~actinf.fit.devices.shard_batch`; the same values).
     """
-    P = behaviour.outcomes.shape[0]
-    z0 = jnp.broadcast_to(task.prior_mean, (P, len(task.parameters))) if start is None else jnp.asarray(start)
-    z0 = z0.astype(jnp.result_type(float))
-    behaviour, z0 = shard_batch((behaviour, z0))
-    return _map(task, behaviour, z0, int(iterations), int(newton_steps))
+    return _map(task, *_placed(task, behaviour, start), int(iterations), int(newton_steps))[0]
 
 
 @eqx.filter_jit
-def _laplace(task, behaviour, result):
-    def one(z, b):
-        H = -jax.hessian(lambda zz: log_joint(task, zz, b))(z)
-        H = (H + H.T) / 2
+def _laplace(result, H):
+    """The :class:`LaplaceResult` from the MAP result and :math:`H` ``[P, d, d]`` at the modes."""
+
+    def one(H):
         w, U = jnp.linalg.eigh(H)
         positive = jnp.all(w > 0)
         w = jnp.maximum(w, 1e-6)
@@ -153,7 +187,7 @@ def _laplace(task, behaviour, result):
         logdet = jnp.sum(jnp.log(w))
         return cov, logdet, positive
 
-    cov, logdet, positive = jax.vmap(one)(result.z, behaviour)
+    cov, logdet, positive = jax.vmap(one)(H)
     d = result.z.shape[-1]
     evidence = result.log_joint + 0.5 * d * jnp.log(2 * jnp.pi) - 0.5 * logdet
     sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
@@ -166,8 +200,7 @@ def fit_laplace(
 ) -> LaplaceResult:
     """MAP estimates and the Laplace approximation for every participant (module docstring).
 
-    Split over the devices as :func:`fit_map`.
+    The Hessian is the one the MAP's last Newton pass computed at the mode (the
+    same compiled program as :func:`fit_map`'s). Split over the devices as :func:`fit_map`.
     """
-    behaviour = shard_batch(behaviour)
-    result = fit_map(task, behaviour, iterations=iterations, newton_steps=newton_steps, start=start)
-    return _laplace(task, behaviour, result)
+    return _laplace(*_map(task, *_placed(task, behaviour, start), int(iterations), int(newton_steps)))
