@@ -132,16 +132,15 @@ def test_forward_mode_rule_equals_plain_differentiation():
         "explore-exploit:action_precision=4",
         "explore-exploit:preference=1,learning_rate=0.5",
         "explore-exploit:learning_rate=0.5",
-        "explore-exploit:action_precision=4,learning_rate=0.5",
         "mmp",
     ],
-    ids=["no-action-rule-parameter", "only-the-action-rule", "only-step-local", "only-the-preference", "mmp"],
+    ids=["no-action-rule-parameter", "only-the-action-rule", "only-step-local", "mmp"],
 )
 def test_forward_mode_rule_with_and_without_step_local_parameters(spec):
     """The gradient's other branches: no parameter of the action rule (the preference's
     derivative taken step by step, the learning rate's carried), nothing but it or
-    nothing but step-local parameters (no tangent carried), the preference alone, and
-    marginal message passing (where the preference's tangent is carried)."""
+    nothing but step-local parameters (no tangent carried), and marginal message
+    passing (where the preference's tangent is carried)."""
     from actinf.fit.likelihood import _run
     from actinf.fit.runner import task_from_spec
 
