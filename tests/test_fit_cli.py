@@ -448,13 +448,13 @@ def test_recover_command_passes_nuts_options_and_one_seed(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize(
     ("method", "cap", "expected"),
-    [("nuts", 3, (2, 3)), ("nuts", 5, (2, 5)), ("nuts", 1, (1, 1)), ("hierarchical", 4, (10, 4))],
+    [("nuts", 3, (1, 3)), ("nuts", 5, (1, 5)), ("nuts", 1, (1, 1)), ("hierarchical", 4, (10, 4))],
 )
 def test_the_tree_depth_option_caps_the_kept_draws_and_the_warm_up_keeps_its_own(
     monkeypatch, method, cap, expected
 ):
-    """``--max-tree-depth D`` is the cap after the warm-up; NUTS's warm-up stops its
-    trees at 2 (or D if shallower), the hierarchical chain's goes to at least 10."""
+    """``--max-tree-depth D`` is the cap after the warm-up; NUTS's warm-up takes single
+    leapfrog steps (fit_nuts's default), the hierarchical chain's trees go to at least 10."""
     pytest.importorskip("numpyro")
     import actinf.fit.sampling as sampling
     from actinf.fit.runner import METHODS, fit_chunk

@@ -266,14 +266,18 @@ def test_nuts_trees_stop_at_the_sampling_depth(nuts):
 
 
 def test_nuts_progress_bar_compiles_once(monkeypatch, task, behaviour):
-    # with a progress bar the iterations run in stretches (20 here, of one iteration
-    # each): every stretch must reuse one compiled program, not trace its own
-    traced = []
-    kernels = sampling._kernels
-    monkeypatch.setattr(sampling, "_kernels", lambda t: traced.append(1) or kernels(t))
+    # with a progress bar the leapfrog steps run in stretches (about a twentieth of
+    # the run each): every stretch must reuse one compiled program, not trace its own
+    from actinf.fit import nuts
+
+    started, stepped = [], []
+    kernels, step = sampling._kernels, nuts.step
+    monkeypatch.setattr(sampling, "_kernels", lambda t: started.append(1) or kernels(t))
+    monkeypatch.setattr(nuts, "step", lambda *a, **k: stepped.append(1) or step(*a, **k))
     two = jax.tree.map(lambda x: x[:2], behaviour)  # a shape no other test compiles
     sampling.fit_nuts(task, two, chains=1, warmup=10, draws=10, init="prior", progress=True)
-    assert len(traced) == 2  # _start_chains and _advance_chains, traced once each
+    assert len(started) == 1  # _start_chains, traced once
+    assert len(stepped) == 1  # _advance_chains's step, traced once for all the stretches
 
 
 def test_missing_numpyro_says_how_to_install(monkeypatch, task, behaviour):

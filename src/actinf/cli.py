@@ -819,7 +819,7 @@ _MaxTreeDepth = Annotated[
     typer.Option(
         "--max-tree-depth",
         help="Largest NUTS tree depth, at most 2^D - 1 leapfrog steps an iteration "
-        "after the warm-up [default: 3 for nuts, whose warm-up trees stop at 2 (or D if smaller); "
+        "after the warm-up [default: 3 for nuts, whose warm-up iterations are single steps; "
         "10 for hierarchical, at least 10 in its warm-up].",
         metavar="D",
         show_default=False,

@@ -300,7 +300,7 @@ def fit_chunk(task: Task, method: str, behaviour: Behaviour, size: int, options:
         fit = sampling.fit_nuts if method == "nuts" else sampling.fit_hierarchical
         sample_options = {k: options[k] for k in ("chains", "warmup", "draws", "seed")}
         # the option caps the trees after the warm-up. The warm-up's: fit_nuts's default
-        # (2), or the option if shallower; the joint hierarchical chain's at least 10
+        # (1: single steps), or the option if shallower; the joint hierarchical chain's at least 10
         cap = options["max_tree_depth"]
         if method == "nuts":
             depth = (min(sampling.DEFAULT_TREE_DEPTH[0], cap), cap)

@@ -27,8 +27,11 @@ participants, and :func:`fit_nuts` samples each factor by its own NUTS chains
 Laplace covariance, and that covariance as the first inverse mass matrix. The
 target is the same as one chain over all :math:`P d` parameters, but a joint
 chain's step size must suit the narrowest participant and its trajectories grow
-with :math:`P`; per participant they stay a few leapfrog steps long. The
-hierarchical model couples the participants and is sampled jointly
+with :math:`P`; per participant they stay a few leapfrog steps long. Its
+samplers take numpyro's NUTS transition one leapfrog step at a time
+(:mod:`actinf.fit.nuts`, the same draws as numpyro's kernel), so that a sampler
+whose tree is done starts its next one instead of waiting for the longest tree
+in the batch. The hierarchical model couples the participants and is sampled jointly
 (numpyro's ``MCMC``, ``chain_method="vectorized"``). The result is an ArviZ
 ``InferenceData`` with
 
@@ -251,13 +254,21 @@ def _kernels(task: Task):
 
 @eqx.filter_jit
 def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int, depth: tuple[int, int]):
-    """The samplers' states ``[B]`` from starts ``[B, d]`` and inverse mass matrices ``[B, d, d]``;
-    ``depth``: the largest tree depth during and after the warm-up."""
+    """The samplers (:class:`actinf.fit.nuts.Sampler`, ``[B]``) from starts ``[B, d]`` and inverse
+    mass matrices ``[B, d, d]``, each about to evaluate its start (its first step) and begin its
+    first iteration; ``depth``: the largest tree depth during and after the warm-up."""
+    from numpyro.infer.util import ParamInfo
+
+    from . import nuts
+
     init_kernel, _ = _kernels(task)
 
     def one(z, key, b, mass):
-        return init_kernel(
-            z,
+        # placeholders for the potential and its gradient: the samplers' first step evaluates
+        # them, so that this program holds no copy of the likelihood (nuts.start)
+        placeholder = ParamInfo(z, jnp.zeros((), z.dtype), jnp.zeros_like(z))
+        state = init_kernel(
+            placeholder,
             warmup,
             model_args=(b,),
             rng_key=key,
@@ -266,55 +277,50 @@ def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int, depth
             step_size=1.0,
             max_tree_depth=depth,
         )
+        return nuts.start(state, depth, evaluated=False)
 
-    # each device starts its own samplers (the step-size search is a loop: actinf.fit.devices.per_device)
     start_all = per_device(lambda *args: (jax.vmap(one)(*args),), (0, 0, 0, 0), (0,))
     return start_all(start, keys, behaviour, inverse_mass)[0]
 
 
 @eqx.filter_jit
-def _advance_chains(task, behaviour, state, kept, first, count, warmup: int, depth: tuple[int, int]):
-    """``count`` (traced) NUTS iterations of every sampler; iteration ``first + i``,
-    if past the warm-up, is written to row ``first + i - warmup`` of ``kept``."""
-    init_kernel, sample_kernel = _kernels(task)
-    # numpyro's sample kernel reads the settings its init kernel stored (warm-up
-    # length, tree depth, adaptation schedule): store them again, without computing
-    one = jax.tree.map(lambda x: x[0], (state.z, behaviour, state.adapt_state.inverse_mass_matrix))
-    jax.eval_shape(
-        lambda z, b, mass: init_kernel(
-            z,
-            warmup,
-            model_args=(b,),
-            rng_key=jax.random.PRNGKey(0),
-            inverse_mass_matrix=mass,
-            dense_mass=True,
-            max_tree_depth=depth,
-        ),
-        *one,
-    )
+def _advance_chains(task, behaviour, sampler, kept, stop, steps, warmup: int, depth: tuple[int, int]):
+    """At most ``steps`` (traced) leapfrog steps of every sampler that has not finished ``stop``
+    (traced) iterations (:func:`actinf.fit.nuts.step`); iteration ``n`` of a sampler, if past the
+    warm-up, is written to row ``n - warmup`` of ``kept`` when it ends."""
+    from . import nuts
 
-    def run(state, kept, behaviour, first, count):
-        def body(i, carry):
-            state, kept = carry
-            state = jax.vmap(lambda st, b: sample_kernel(st, model_args=(b,)))(state, behaviour)
-            row = (
-                state.z,
-                state.potential_energy,
-                state.energy,
-                state.num_steps,
-                state.diverging,
-                state.accept_prob,
+    def one(sampler, behaviour):
+        def potential(z):
+            return -(log_likelihood(task, z, behaviour) + task.log_prior(z))
+
+        return nuts.step(sampler, potential, warmup, depth, sampler.i < stop)
+
+    def run(sampler, kept, behaviour, stop, steps):
+        rows = kept[0].shape[0]
+
+        def going(carry):
+            t, sampler, _ = carry
+            return (t < steps) & jnp.any(sampler.i < stop)
+
+        def body(carry):
+            t, sampler, kept = carry
+            n = sampler.i
+            sampler, ended, draw = jax.vmap(one)(sampler, behaviour)
+            # the iterations that ended past the warm-up, each to its own row; the rest dropped
+            row = jnp.where(ended & (n >= warmup), n - warmup, rows)
+            column = jnp.arange(row.shape[0])
+            kept = tuple(
+                k.at[row, column].set(x.astype(k.dtype), mode="drop") for k, x in zip(kept, draw, strict=True)
             )
-            slot = jnp.maximum(first + i - warmup, 0)  # warm-up iterations write row 0, overwritten later
-            put = jax.lax.dynamic_update_index_in_dim
-            kept = tuple(put(k, x.astype(k.dtype), slot, 0) for k, x in zip(kept, row, strict=True))
-            return state, kept
+            return t + 1, sampler, kept
 
-        return jax.lax.fori_loop(0, count, body, (state, kept))
+        _, sampler, kept = jax.lax.while_loop(going, body, (jnp.zeros((), steps.dtype), sampler, kept))
+        return sampler, kept
 
-    # each device runs its own samplers' trees to their own ends, without waiting for the
-    # other devices' at every doubling (actinf.fit.devices.per_device)
-    return per_device(run, (0, 1, 0, None, None), (0, 1))(state, kept, behaviour, first, count)
+    # each device runs its own samplers to their own ends, without waiting for the other
+    # devices' at every step (actinf.fit.devices.per_device)
+    return per_device(run, (0, 1, 0, None, None), (0, 1))(sampler, kept, behaviour, stop, steps)
 
 
 def _starting_points(task: Task, behaviour: Behaviour, init: str):
@@ -340,9 +346,9 @@ def _starting_points(task: Task, behaviour: Behaviour, init: str):
 
 
 #: :func:`fit_nuts`'s largest tree depths ``(during warm-up, after)``: a warm-up
-#: iteration costs at most :math:`2^2 - 1 = 3` leapfrog steps, a kept one
+#: iteration costs :math:`2^1 - 1 = 1` leapfrog step, a kept one at most
 #: :math:`2^3 - 1 = 7` (docs/fitting.md, NUTS: measured against other depths).
-DEFAULT_TREE_DEPTH = (2, 3)
+DEFAULT_TREE_DEPTH = (1, 3)
 
 #: :func:`fit_hierarchical`'s largest tree depth, in both phases (Stan's and numpyro's default).
 HIERARCHICAL_TREE_DEPTH = 10
@@ -400,19 +406,21 @@ def _sample_participants(task, behaviour, *, chains, warmup, draws, seed, progre
     )
     kept = shard_batch(kept, axis=1)
     with jax.numpy_rank_promotion("allow"):  # numpyro broadcasts by rank promotion, by design
-        state = _start_chains(task, flat, start, mass, keys, warmup, depth)
-        chunk = max(1, -(-total // 20)) if progress else total
+        sampler = _start_chains(task, flat, start, mass, keys, warmup, depth)
+        # leapfrog steps per call: about a twentieth of the run (5 steps an iteration), for the bar
+        chunk = max(1, -(-5 * total // 20)) if progress else 2**30
         bar = _progress(total, progress)
-        done = 0
-        while done < total:
-            count = min(chunk, total - done)
-            # first and count as arrays, traced: every stretch runs one compiled program
-            # (filter_jit would treat Python ints as static and compile each stretch anew)
-            first, steps = jnp.asarray(done, jnp.int32), jnp.asarray(count, jnp.int32)
-            state, kept = _advance_chains(task, flat, state, kept, first, steps, warmup, depth)
-            jax.block_until_ready(kept)
-            done += count
-            bar.update(count)
+        shown = 0
+        stop, steps = jnp.asarray(total, jnp.int32), jnp.asarray(chunk, jnp.int32)
+        while True:
+            sampler, kept = _advance_chains(task, flat, sampler, kept, stop, steps, warmup, depth)
+            done = np.asarray(sampler.i)
+            # the bar: the samplers' mean number of finished iterations
+            now = max(int(done.mean()), shown)
+            bar.update(now - shown)
+            shown = now
+            if done.min() >= total:
+                break
         bar.close()
     z, potential, energy, steps, diverging, accept = (np.asarray(k)[:draws] for k in kept)
 
@@ -483,7 +491,9 @@ def fit_nuts(
     """NUTS samples of every participant's parameters, independent with the task's priors.
 
     Each participant has its own chains (module docstring), all run together in
-    one compiled program.
+    one compiled program, each building its own trees at its own pace
+    (:mod:`actinf.fit.nuts`): the run costs about the leapfrog steps of the
+    slowest sampler, not the longest tree of every iteration.
 
     Args:
       task: the :class:`~actinf.fit.tasks.Task`.
@@ -499,10 +509,10 @@ def fit_nuts(
         prior mean, with the prior covariance).
       max_tree_depth: the largest depth :math:`D` of a trajectory's doubling
         tree (at most :math:`2^D - 1` leapfrog steps per iteration): an int for
-        both phases, or a pair ``(during warm-up, after)``. The samplers run in
-        lockstep, so every iteration costs the longest of their trajectories;
-        the default ``(2, 3)`` bounds a warm-up iteration at 3 steps and a kept
-        one at 7. The chains stay valid NUTS chains (a capped tree is still a
+        both phases, or a pair ``(during warm-up, after)``. The default
+        ``(1, 3)``: a warm-up iteration is one leapfrog step (a Langevin step
+        with multinomial acceptance), a kept one at most 7 (docs/fitting.md,
+        NUTS: measured against other caps). The chains stay valid NUTS chains (a capped tree is still a
         reversible proposal); a cap that binds too often shows as a lower
         effective sample size. The warm-up only adapts the step size and the
         mass matrix, and its draws are not kept.
