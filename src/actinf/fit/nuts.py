@@ -108,8 +108,10 @@ def _doubling(sampler: Sampler, tree, tree_key, max_depth: int) -> Sampler:
     )
 
 
-def _iteration(sampler: Sampler, z, potential_energy, z_grad, adapt_state, key, i, max_depth: int) -> Sampler:
-    """``sampler`` at the start of iteration ``i`` from ``z``, as numpyro's ``sample_kernel`` starts."""
+def _iteration(sampler: Sampler, z, potential_energy, z_grad, adapt_state, key, i):
+    """``(sampler, tree, tree_key)`` at the start of iteration ``i`` from ``z``, as numpyro's
+    ``sample_kernel`` starts: the tree is the single point ``z`` with a fresh momentum, and
+    ``tree_key`` is the key of its doublings (:func:`_doubling` starts the first)."""
     from numpyro.infer.hmc import momentum_generator
     from numpyro.infer.hmc_util import TreeInfo, euclidean_kinetic_energy
 
@@ -139,7 +141,7 @@ def _iteration(sampler: Sampler, z, potential_energy, z_grad, adapt_state, key, 
         i=i, z=z, potential_energy=potential_energy, z_grad=z_grad, r=r, energy=energy,
         adapt_state=adapt_state, key=key,
     )  # fmt: skip
-    return _doubling(sampler, tree, transition_key, max_depth)
+    return sampler, tree, transition_key
 
 
 def start(hmc_state, depth: tuple[int, int], evaluated: bool = True) -> Sampler:
@@ -153,14 +155,16 @@ def start(hmc_state, depth: tuple[int, int], evaluated: bool = True) -> Sampler:
     """
     max_depth = max(depth)
     blank = Sampler(*([None] * len(Sampler._fields)))
-    sampler = _iteration(
-        blank,
-        hmc_state.z,
-        hmc_state.potential_energy,
-        hmc_state.z_grad,
-        hmc_state.adapt_state,
-        hmc_state.rng_key,
-        hmc_state.i,
+    sampler = _doubling(
+        *_iteration(
+            blank,
+            hmc_state.z,
+            hmc_state.potential_energy,
+            hmc_state.z_grad,
+            hmc_state.adapt_state,
+            hmc_state.rng_key,
+            hmc_state.i,
+        ),
         max_depth,
     )
     if evaluated:
@@ -251,33 +255,28 @@ def step(
     accept_prob = merged.sum_accept_probs / merged.num_proposals
     proposal = IntegratorState(merged.z_proposal, sampler.r, merged.z_proposal_pe, merged.z_proposal_grad)
     adapted = _select(sampler.i < warmup, adapt(sampler.i, accept_prob, proposal, adapt_state), adapt_state)
-    following = _iteration(
-        sampler,
-        merged.z_proposal,
-        merged.z_proposal_pe,
-        merged.z_proposal_grad,
-        adapted,
-        sampler.key,
-        sampler.i + 1,
+    # the next iteration starts from the proposal; a sampler not yet evaluated starts iteration 0
+    # from its position, with the potential and gradient its zero step has just evaluated
+    origin = _select(
+        fresh,
+        (sampler.z, leaf.z_proposal_pe, leaf.z_proposal_grad, adapt_state, jnp.zeros_like(sampler.i)),
+        (merged.z_proposal, merged.z_proposal_pe, merged.z_proposal_grad, adapted, sampler.i + 1),
+    )
+    z, potential_energy, z_grad, adapt_state, i = origin
+    following, point, tree_key = _iteration(sampler, z, potential_energy, z_grad, adapt_state, sampler.key, i)
+    anew = fresh | ended
+    # one doubling starts: the first of the next iteration, or the next of this one
+    following = _select(anew, following, sampler)
+    doubled = _doubling(
+        following,
+        _select(anew, point, merged),
+        jnp.where(anew, tree_key, sampler.tree_key),
         max_depth,
     )
-    doubled = _doubling(sampler, merged, sampler.tree_key, max_depth)
     extended = sampler._replace(
         subtree=grown, subtree_key=subtree_key, r_ckpts=r_ckpts, r_sum_ckpts=r_sum_ckpts
     )
-    new = _select(ended, following, _select(subtree_done, doubled, extended))
-    # the first step of a sampler not yet evaluated: its potential and gradient, then iteration 0
-    begun = _iteration(
-        sampler,
-        sampler.z,
-        leaf.z_proposal_pe,
-        leaf.z_proposal_grad,
-        adapt_state,
-        sampler.key,
-        jnp.zeros_like(sampler.i),
-        max_depth,
-    )
-    new = _select(fresh, begun, new)
+    new = _select(anew | subtree_done, doubled, extended)
     ended = ended & ~fresh
     new = _select(active, new, sampler)
     draw = Draw(
