@@ -25,10 +25,13 @@ the subtree by one leaf and then, as numpyro's loops would,
 The pieces (leapfrog, leaf and tree merging, iterative U-turn checks, adapter,
 momentum draw) are numpyro's own functions, and the random keys are split as
 numpyro's ``sample_kernel`` splits them, so a sampler visits the same states as
-numpyro's kernel started from the same state (tests/test_fit_sampling.py
-checks it draw for draw). Only the schedule differs: a sampler whose tree is
-finished starts its next iteration at once instead of waiting for the other
-samplers', and the batch runs until every sampler has done its iterations.
+numpyro's kernel started from the same state (tests/test_fit_nuts.py checks
+it draw for draw). Only the schedule differs: a sampler whose tree is finished
+starts its next iteration at once instead of waiting for the other samplers',
+and the batch runs until every sampler has done its iterations. The samplers
+are independent Markov chains, so the schedule changes no chain's law, only
+what a batch costs: the leapfrog steps of its slowest sampler rather than the
+sum over iterations of the longest tree.
 """
 
 from __future__ import annotations
