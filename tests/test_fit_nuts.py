@@ -152,3 +152,40 @@ def test_an_inactive_sampler_stays_where_it_is():
     assert not bool(ended)
     for x, y in zip(jax.tree.leaves(after), jax.tree.leaves(sampler), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("deepen", [None, nuts.terminal_window(30)])
+def test_trees_reach_the_kept_depth_from_the_iteration_deepen(deepen):
+    """Warm-up trees stop at ``depth[0]`` until iteration ``deepen`` (default: the warm-up's end)."""
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import ParamInfo
+
+    warmup, depth = 30, (1, 3)
+    a = jax.random.normal(jax.random.PRNGKey(3), (B, D, D)) * 0.3 + jnp.eye(D)[None]
+    init_kernel, _ = hmc(potential_fn_gen=_potential, algo="NUTS")
+
+    def init(z, key, a):
+        blank = ParamInfo(z, jnp.zeros(()), jnp.zeros_like(z))
+        state = init_kernel(blank, warmup, model_args=(a,), rng_key=key, dense_mass=True)
+        return nuts.start(state, depth, evaluated=False)
+
+    sampler = jax.vmap(init)(jnp.zeros((B, D)), jax.random.split(jax.random.PRNGKey(4), B), a)
+
+    @jax.jit
+    def step(sampler):
+        def one(x, a):
+            return nuts.step(x, _potential(a), warmup, depth, x.i < warmup, deepen=deepen)
+
+        return jax.vmap(one)(sampler, a)
+
+    sizes = np.zeros((B, warmup), int)
+    while int(sampler.i.min()) < warmup:
+        n = np.asarray(sampler.i)
+        sampler, ended, draw = step(sampler)
+        for b in np.nonzero(np.asarray(ended))[0]:
+            sizes[b, n[b]] = int(draw.num_steps[b])
+    first = warmup if deepen is None else deepen
+    assert np.all(sizes[:, :first] == 1)  # single steps: depth[0] = 1
+    if deepen is not None:
+        assert nuts.terminal_window(30) == 27
+        assert sizes[:, first:].max() > 1  # deeper trees in the warm-up's last window

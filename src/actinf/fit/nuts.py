@@ -41,7 +41,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Draw", "Sampler", "start", "step"]
+__all__ = ["Draw", "Sampler", "start", "step", "terminal_window"]
 
 
 class Sampler(NamedTuple):
@@ -147,6 +147,19 @@ def _iteration(sampler: Sampler, z, potential_energy, z_grad, adapt_state, key, 
     return sampler, tree, transition_key
 
 
+def terminal_window(warmup: int) -> int:
+    """The first iteration of the warm-up's last window (numpyro's and Stan's schedule).
+
+    The warm-up adapts the step size throughout and the mass matrix in the
+    middle windows; in the last one (50 iterations of 500) only the step size
+    adapts, to the final mass matrix. With ``warmup`` under 20 there is a
+    single window, and this is 0.
+    """
+    from numpyro.infer.hmc_util import build_adaptation_schedule
+
+    return int(build_adaptation_schedule(int(warmup))[-1].start)
+
+
 def start(hmc_state, depth: tuple[int, int], evaluated: bool = True) -> Sampler:
     """One sampler from numpyro's ``HMCState`` (``init_kernel``'s output), about to start iteration ``i``.
 
@@ -182,6 +195,7 @@ def step(
     depth: tuple[int, int],
     active,
     max_delta_energy: float = 1000.0,
+    deepen: int | None = None,
 ) -> tuple[Sampler, jax.Array, Draw]:
     """One leapfrog step of one sampler (``jax.vmap`` it over samplers).
 
@@ -192,6 +206,10 @@ def step(
       depth: the largest tree depth ``(during warm-up, after)``.
       active: whether to step at all (False: the state is returned unchanged).
       max_delta_energy: the energy error beyond which a trajectory diverges (numpyro's 1000).
+      deepen: the first iteration whose tree may reach ``depth[1]`` (default
+        ``warmup``, numpyro's schedule; :func:`terminal_window` starts the
+        warm-up's last window, where only the step size adapts, at the depth
+        of the kept iterations).
 
     Returns:
       ``(sampler, ended, draw)``: the new state; whether an iteration ended at
@@ -251,7 +269,7 @@ def step(
     # the subtree merged into the tree (numpyro's _double_tree)
     finished = grown._replace(depth=tree.depth, turning=turning)
     merged = _combine_tree(tree, finished, inverse_mass, going_right, sampler.merge_key, True)
-    largest = jnp.where(sampler.i < warmup, depth[0], depth[1])
+    largest = jnp.where(sampler.i < (warmup if deepen is None else deepen), depth[0], depth[1])
     ended = subtree_done & ((merged.depth >= largest) | merged.turning | merged.diverging)
 
     # the iteration's end (numpyro's sample_kernel after build_tree)

@@ -294,7 +294,10 @@ def _advance_chains(task, behaviour, sampler, kept, stop, steps, warmup: int, de
         def potential(z):
             return -(log_likelihood(task, z, behaviour) + task.log_prior(z))
 
-        return nuts.step(sampler, potential, warmup, depth, sampler.i < stop)
+        # the warm-up's last window (step size only) at the kept trees' depth: its step size is
+        # adapted to the trajectories it will serve (docs/fitting.md, NUTS, Tree depth)
+        deepen = nuts.terminal_window(warmup)
+        return nuts.step(sampler, potential, warmup, depth, sampler.i < stop, deepen=deepen)
 
     def run(sampler, kept, behaviour, stop, steps):
         rows = kept[0].shape[0]
