@@ -32,6 +32,19 @@ def _potential(a):
     return potential
 
 
+def _row(x, step_size, b):
+    """Sampler ``b``'s (z, potential, n_steps, accept, diverging, step size) from numpyro's
+    ``HMCState`` or a :class:`nuts.Draw` (the same field names)."""
+    return (
+        np.asarray(x.z[b]),
+        float(x.potential_energy[b]),
+        int(x.num_steps[b]),
+        float(x.accept_prob[b]),
+        bool(x.diverging[b]),
+        float(step_size[b]),
+    )
+
+
 def _numpyro_and_ours(warmup, iterations, depth, scale, evaluated):
     """Both samplers' draws, as lists per sampler of (z, potential, n_steps, accept, diverging, step size).
 
@@ -65,16 +78,7 @@ def _numpyro_and_ours(warmup, iterations, depth, scale, evaluated):
     for _ in range(iterations):
         s = kernel(s, a)
         for b in range(B):
-            theirs[b].append(
-                (
-                    np.asarray(s.z[b]),
-                    float(s.potential_energy[b]),
-                    int(s.num_steps[b]),
-                    float(s.accept_prob[b]),
-                    bool(s.diverging[b]),
-                    float(s.adapt_state.step_size[b]),
-                )
-            )
+            theirs[b].append(_row(s, s.adapt_state.step_size, b))
 
     @jax.jit
     def step(sampler):
@@ -92,16 +96,7 @@ def _numpyro_and_ours(warmup, iterations, depth, scale, evaluated):
         sampler, ended, draw = step(sampler)
         steps += 1
         for b in np.nonzero(np.asarray(ended))[0]:
-            ours[b].append(
-                (
-                    np.asarray(draw.z[b]),
-                    float(draw.potential_energy[b]),
-                    int(draw.num_steps[b]),
-                    float(draw.accept_prob[b]),
-                    bool(draw.diverging[b]),
-                    float(sampler.adapt_state.step_size[b]),
-                )
-            )
+            ours[b].append(_row(draw, sampler.adapt_state.step_size, b))
     return theirs, ours, steps
 
 

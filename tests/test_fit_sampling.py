@@ -271,8 +271,8 @@ def test_nuts_progress_bar_compiles_once(monkeypatch, task, behaviour):
     from actinf.fit import nuts
 
     started, stepped = [], []
-    kernels, step = sampling._kernels, nuts.step
-    monkeypatch.setattr(sampling, "_kernels", lambda t: started.append(1) or kernels(t))
+    init_kernel, step = sampling._init_kernel, nuts.step
+    monkeypatch.setattr(sampling, "_init_kernel", lambda t: started.append(1) or init_kernel(t))
     monkeypatch.setattr(nuts, "step", lambda *a, **k: stepped.append(1) or step(*a, **k))
     two = jax.tree.map(lambda x: x[:2], behaviour)  # a shape no other test compiles
     sampling.fit_nuts(task, two, chains=1, warmup=10, draws=10, init="prior", progress=True)

@@ -241,15 +241,17 @@ def _sample(
     )
 
 
-def _kernels(task: Task):
-    """numpyro's NUTS ``(init_kernel, sample_kernel)`` for one participant's
-    potential :math:`-\\ln p(u \\mid o, z) - \\ln p(z)`, the behaviour passed as the model argument."""
+def _potential(task: Task, behaviour: Behaviour):
+    """One participant's potential :math:`z \\mapsto -\\ln p(u \\mid o, z) - \\ln p(z)`."""
+    return lambda z: -(log_likelihood(task, z, behaviour) + task.log_prior(z))
+
+
+def _init_kernel(task: Task):
+    """numpyro's NUTS ``init_kernel`` for one participant's :func:`_potential`, the behaviour
+    passed as the model argument (the transitions are :mod:`actinf.fit.nuts`'s)."""
     from numpyro.infer.hmc import hmc
 
-    def potential(behaviour):
-        return lambda z: -(log_likelihood(task, z, behaviour) + task.log_prior(z))
-
-    return hmc(potential_fn_gen=potential, algo="NUTS")
+    return hmc(potential_fn_gen=lambda behaviour: _potential(task, behaviour), algo="NUTS")[0]
 
 
 @eqx.filter_jit
@@ -261,7 +263,7 @@ def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int, depth
 
     from . import nuts
 
-    init_kernel, _ = _kernels(task)
+    init_kernel = _init_kernel(task)
 
     def one(z, key, b, mass):
         # placeholders for the potential and its gradient: the samplers' first step evaluates
@@ -279,6 +281,7 @@ def _start_chains(task, behaviour, start, inverse_mass, keys, warmup: int, depth
         )
         return nuts.start(state, depth, evaluated=False)
 
+    # started on each device, as the sampling that follows runs (actinf.fit.devices.per_device)
     start_all = per_device(lambda *args: (jax.vmap(one)(*args),), (0, 0, 0, 0), (0,))
     return start_all(start, keys, behaviour, inverse_mass)[0]
 
@@ -291,13 +294,10 @@ def _advance_chains(task, behaviour, sampler, kept, stop, steps, warmup: int, de
     from . import nuts
 
     def one(sampler, behaviour):
-        def potential(z):
-            return -(log_likelihood(task, z, behaviour) + task.log_prior(z))
-
         # the warm-up's last window (step size only) at the kept trees' depth: its step size is
         # adapted to the trajectories it will serve (docs/fitting.md, NUTS, Tree depth)
         deepen = nuts.terminal_window(warmup)
-        return nuts.step(sampler, potential, warmup, depth, sampler.i < stop, deepen=deepen)
+        return nuts.step(sampler, _potential(task, behaviour), warmup, depth, sampler.i < stop, deepen=deepen)
 
     def run(sampler, kept, behaviour, stop, steps):
         rows = kept[0].shape[0]
