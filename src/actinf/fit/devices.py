@@ -29,10 +29,11 @@ import os
 import jax
 import numpy as np
 
+from .._xla import YNN_FLAG
+
 __all__ = ["per_device", "shard_batch", "use_cpu_cores"]
 
 _FLAG = "--xla_force_host_platform_device_count"
-_YNN = "--xla_cpu_experimental_ynn_fusion_type"
 
 
 def use_cpu_cores(count: int | None = None) -> int:
@@ -46,7 +47,8 @@ def use_cpu_cores(count: int | None = None) -> int:
     likelihood is also faster here (a value and gradient of 400 explore/exploit
     participants on one device: 193 ms instead of 250). They are left on
     outside fits: some of ``actinf bench``'s grids run two to four times faster
-    with them.
+    with them. With them off, actinf writes its small products as sums of
+    products (:func:`actinf._xla.sums_of_products`).
 
     Has no effect once JAX has computed anything (the backend exists), and
     leaves a device count already in ``XLA_FLAGS`` as it is.
@@ -64,8 +66,8 @@ def use_cpu_cores(count: int | None = None) -> int:
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         flags.append(f"{_FLAG}={count}")
-    if _YNN not in names:
-        flags.append(f"{_YNN}=")
+    if YNN_FLAG not in names:
+        flags.append(f"{YNN_FLAG}=")
     os.environ["XLA_FLAGS"] = " ".join(flags)
     return count
 

@@ -45,6 +45,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .. import _xla
 from ..maths import contract, log_stable, normalise, outer, softmax
 from ..planning.efe import expected_free_energy
 
@@ -255,15 +256,18 @@ class FixedPoint(NamedTuple):
             B = model.transition_counts[f] if model.transition_counts is not None else model.transition[f]
             B = normalise(B)
 
-            def back(later, xs, B=B):
+            sums = _xla.sums_of_products()
+
+            def back(later, xs, B=B, sums=sums):
                 q, u = xs
-                # each agent's own matrix B(u): sums of products, which XLA:CPU fuses
-                # with the ratio around them (two dots were a quarter of a fit's gradient)
+                # each agent's own matrix B(u); with XLA's YNNPACK reduce fusions off
+                # (fits) as sums of products, which XLA:CPU fuses with the ratio around
+                # them (two dots were a quarter of a fit's gradient)
                 move = B[:, :, u]
-                predicted = jnp.sum(move * q[None, :], axis=1)
+                predicted = jnp.sum(move * q[None, :], axis=1) if sums else move @ q
                 possible = predicted > 0  # double where: finite gradients where 0 / 0
                 ratio = jnp.where(possible, later / jnp.where(possible, predicted, 1.0), 0.0)
-                now = q * jnp.sum(move * ratio[:, None], axis=0)
+                now = q * (jnp.sum(move * ratio[:, None], axis=0) if sums else move.T @ ratio)
                 total = jnp.sum(now)
                 now = jnp.where(total > 0, now / jnp.where(total > 0, total, 1.0), q)
                 return now, now

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _xla
 from ..maths import ENTROPY_EPS, contract, entropy_log, outer
 
 
@@ -152,18 +153,20 @@ def _joint_states(states):
 
 
 #: Joint outcome matrices up to this many entries predict by a sum of products, larger
-#: ones by a matrix product. A dot is a kernel call of its own, where XLA:CPU fuses a sum
-#: of products with the entropy that reads it: with XLA's YNNPACK fusions off (as
-#: actinf.fit runs), a value and gradient of 200 explore/exploit participants took
-#: 35 ms this way against 51 ms with both products as dots (2026-12-03). With them on
-#: (actinf bench) the same change to the expected log preference of PragmaticValue
-#: made 256 agents on the grids 10-20% slower, so only the joint outcome terms use it.
+#: ones by a matrix product, when :func:`actinf._xla.sums_of_products` says so. A dot is a
+#: kernel call of its own, where XLA:CPU fuses a sum of products with the entropy that
+#: reads it: with XLA's YNNPACK fusions off (as actinf.fit runs), a value and gradient of
+#: 200 explore/exploit participants took 35 ms this way against 51 ms with both
+#: products as dots (2026-12-03). With them on (JAX's default, as ``actinf bench`` and
+#: ``actinf run`` run) YNNPACK takes the sum's reduction and runs it slowly: 256 agents
+#: in the three-arm maze with SPM's terms ran 1.1 times faster with dots here (and 1.5
+#: times with the policy tree's products as dots too).
 FUSED_PREDICTION_SIZE = 1024
 
 
 def _fused(om: OutcomeModel) -> bool:
     """Whether the joint outcome terms use sums of products (:data:`FUSED_PREDICTION_SIZE`)."""
-    return om.joint.size <= FUSED_PREDICTION_SIZE
+    return om.joint.size <= FUSED_PREDICTION_SIZE and _xla.sums_of_products()
 
 
 def _predicted(om: OutcomeModel, states):

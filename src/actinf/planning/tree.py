@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _xla
+
 __all__ = ["PolicyTree", "predict_children", "successors", "tree_expected_free_energy"]
 
 
@@ -110,15 +112,17 @@ def successors(transition) -> tuple:
 
 
 #: Transition matrices up to this many entries predict by a sum of products, larger
-#: ones by a matrix product. With XLA's YNNPACK fusions off (as ``actinf.fit`` runs)
-#: every dot is a kernel call of its own, where a sum of products fuses with what
-#: reads it; see :data:`actinf.planning.efe.FUSED_PREDICTION_SIZE`.
+#: ones by a matrix product, when :func:`actinf._xla.sums_of_products` says so (XLA's
+#: YNNPACK reduce fusions off, as ``actinf.fit`` runs): then every dot is a kernel
+#: call of its own, where a sum of products fuses with what reads it; see
+#: :data:`actinf.planning.efe.FUSED_PREDICTION_SIZE`.
 FUSED_TRANSITION_SIZE = 256
 
 
 def _product(q, M):
-    """``q @ M``: a sum of products for a small ``M`` (:data:`FUSED_TRANSITION_SIZE`)."""
-    if M.size <= FUSED_TRANSITION_SIZE:
+    """``q @ M``: a sum of products for a small ``M`` (:data:`FUSED_TRANSITION_SIZE`) when
+    :func:`actinf._xla.sums_of_products`."""
+    if M.size <= FUSED_TRANSITION_SIZE and _xla.sums_of_products():
         return jnp.sum(q[..., :, None] * jnp.expand_dims(M, tuple(range(q.ndim - 1))), axis=-2)
     return q @ M
 
