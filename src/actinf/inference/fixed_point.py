@@ -249,6 +249,7 @@ class FixedPoint(NamedTuple):
         T = history[0].shape[0]
         dtype = history[0].dtype
         smoothed = []
+        sums = _xla.sums_of_products()  # the form of the B(u) products below
         for f, h in enumerate(history):
             if T == 1:
                 smoothed.append(h)
@@ -256,9 +257,7 @@ class FixedPoint(NamedTuple):
             B = model.transition_counts[f] if model.transition_counts is not None else model.transition[f]
             B = normalise(B)
 
-            sums = _xla.sums_of_products()
-
-            def back(later, xs, B=B, sums=sums):
+            def back(later, xs, B=B):
                 q, u = xs
                 # each agent's own matrix B(u); with XLA's YNNPACK reduce fusions off
                 # (fits) as sums of products, which XLA:CPU fuses with the ratio around
